@@ -1,0 +1,71 @@
+"""telerehab: hybrid clinic and video physical therapy with remote therapeutic monitoring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from config import config_from_environment
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def create_app(config: type | dict[str, Any] | None = None) -> Flask:
+    """Build the app. `config` is a config class, or a dict of overrides on the environment's."""
+    app = Flask(__name__, instance_relative_config=True)
+    register_config(app, config)
+    register_extensions(app)
+    register_blueprints(app)
+    register_cli(app)
+    return app
+
+
+def register_config(app: Flask, config: type | dict[str, Any] | None) -> None:
+    if isinstance(config, type):
+        app.config.from_object(config)
+    else:
+        app.config.from_object(config_from_environment())
+        app.config.update(config or {})
+    if not app.config.get("SECRET_KEY"):
+        raise RuntimeError("Set SECRET_KEY in the environment (see README, Configuration).")
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
+        Path(app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")).parent.mkdir(
+            parents=True, exist_ok=True
+        )
+
+
+def register_extensions(app: Flask) -> None:
+    from telerehab import api as api_package
+    from telerehab.accounts import auth, passwords
+    from telerehab.extensions import csrf, db, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
+    csrf.init_app(app)
+    auth.init_app(app)
+    passwords.init_app(app)
+    api_package.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from telerehab import web
+    from telerehab.accounts import api as accounts_api
+    from telerehab.accounts import views as accounts_views
+    from telerehab.careplans import api as careplans_api
+    from telerehab.careplans import views as careplans_views
+    from telerehab.extensions import api
+
+    web.init_app(app)
+    app.register_blueprint(accounts_views.bp)
+    app.register_blueprint(careplans_views.bp)
+    api.register_blueprint(accounts_api.blp)
+    api.register_blueprint(careplans_api.blp)
+
+
+def register_cli(app: Flask) -> None:
+    from telerehab.accounts import cli as accounts_cli
+
+    app.cli.add_command(accounts_cli.create_user)
+    app.cli.add_command(accounts_cli.seed_demo)

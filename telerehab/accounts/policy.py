@@ -1,0 +1,102 @@
+"""Who may see and do what: the only place authorisation is decided.
+
+Views, API endpoints and operations all ask here. A patient sees only their own records; staff
+see only their clinic's patients (organisation-wide staff: every clinic of their organisation);
+billing staff see what billing needs and not clinical notes.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlalchemy import Select, select
+
+from telerehab.accounts.models import Clinic, Patient, User
+from telerehab.accounts.rules import Role
+from telerehab.errors import Forbidden, NotFound
+
+
+class Permission(StrEnum):
+    VIEW_PATIENT = "view_patient"
+    EDIT_PATIENT = "edit_patient"
+    RECORD_CONSENT = "record_consent"
+    VIEW_EPISODE = "view_episode"
+    EDIT_EPISODE = "edit_episode"  # the plan of care is the PT's: never an assistant's or admin's
+    VIEW_CLINICAL_NOTES = "view_clinical_notes"
+    MANAGE_USERS = "manage_users"
+    MANAGE_CLINICS = "manage_clinics"
+    VIEW_AUDIT_LOG = "view_audit_log"
+
+
+_ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.ADMIN: frozenset({
+        Permission.VIEW_PATIENT, Permission.EDIT_PATIENT, Permission.RECORD_CONSENT,
+        Permission.VIEW_EPISODE, Permission.MANAGE_USERS, Permission.MANAGE_CLINICS,
+        Permission.VIEW_AUDIT_LOG,
+    }),
+    Role.THERAPIST: frozenset({
+        Permission.VIEW_PATIENT, Permission.EDIT_PATIENT, Permission.RECORD_CONSENT,
+        Permission.VIEW_EPISODE, Permission.EDIT_EPISODE, Permission.VIEW_CLINICAL_NOTES,
+    }),
+    Role.ASSISTANT: frozenset({
+        Permission.VIEW_PATIENT, Permission.EDIT_PATIENT, Permission.RECORD_CONSENT,
+        Permission.VIEW_EPISODE, Permission.VIEW_CLINICAL_NOTES,
+    }),
+    Role.BILLING: frozenset({Permission.VIEW_PATIENT, Permission.VIEW_EPISODE}),
+    # A patient's own records only; scoping below makes "own" true.
+    Role.PATIENT: frozenset({Permission.VIEW_PATIENT, Permission.VIEW_EPISODE}),
+}
+
+
+def has_permission(user: User, permission: Permission) -> bool:
+    return user.is_active and permission in _ROLE_PERMISSIONS.get(Role(user.role), frozenset())
+
+
+def require_permission(user: User, permission: Permission) -> None:
+    if not has_permission(user, permission):
+        raise Forbidden("You do not have permission to do this.")
+
+
+def patient_scope(user: User, query: Select) -> Select:
+    """Narrow a query that selects from `patients` to the rows `user` may see."""
+    if user.role == Role.PATIENT:
+        return query.where(Patient.user_id == user.id)
+    if user.clinic_id is not None:
+        return query.where(Patient.clinic_id == user.clinic_id)
+    return query.where(
+        Patient.clinic_id.in_(select(Clinic.id).where(Clinic.organisation_id == user.organisation_id))
+    )
+
+
+def clinic_scope(user: User, query: Select) -> Select:
+    """Narrow a query on `clinics` to the clinics `user` works in."""
+    if user.clinic_id is not None:
+        return query.where(Clinic.id == user.clinic_id)
+    return query.where(Clinic.organisation_id == user.organisation_id)
+
+
+def can_see_patient(user: User, patient: Patient) -> bool:
+    if not has_permission(user, Permission.VIEW_PATIENT):
+        return False
+    if user.role == Role.PATIENT:
+        return patient.user_id == user.id
+    if user.clinic_id is not None:
+        return patient.clinic_id == user.clinic_id
+    return patient.clinic.organisation_id == user.organisation_id
+
+
+def require_patient(user: User, patient: Patient | None, permission: Permission) -> Patient:
+    """The patient, if `user` may act on them with `permission`; otherwise NotFound or Forbidden.
+
+    A record outside the user's scope answers NotFound, never revealing that it exists.
+    """
+    if patient is None or not can_see_patient(user, patient):
+        raise NotFound("No such patient.")
+    require_permission(user, permission)
+    return patient
+
+
+def can_use_clinic(user: User, clinic: Clinic) -> bool:
+    if user.clinic_id is not None:
+        return clinic.id == user.clinic_id
+    return clinic.organisation_id == user.organisation_id

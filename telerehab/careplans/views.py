@@ -1,0 +1,5 @@
+"""Pages: episodes of care."""
+
+from flask import Blueprint
+
+bp = Blueprint("careplans", __name__, template_folder="templates")

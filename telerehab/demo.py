@@ -1,0 +1,122 @@
+"""Demo data for `flask seed-demo`: one practice, two clinics, staff of every role, 30 patients.
+
+Every name, number and identifier here is made up; NPIs and MBIs are well-formed but fictional.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select
+
+from telerehab.accounts import operations as accounts
+from telerehab.accounts.models import Organisation
+from telerehab.accounts.operations import SYSTEM, Actor
+from telerehab.accounts.rules import npi_check_digit
+from telerehab.careplans import operations as careplans
+from telerehab.careplans.rules import last_certifiable_day
+
+DEMO_ORGANISATION = "Riverbend Physical Therapy"
+DEMO_PASSWORD = "demo-password-2026"
+
+_CLINICS = [
+    dict(name="Riverbend Downtown", timezone="America/Chicago", address_line1="120 Lake Street",
+         city="Chicago", state="IL", postal_code="60601", phone="+13125550100", tin="361234567"),
+    dict(name="Riverbend Eastside", timezone="America/New_York", address_line1="48 Harbor Road",
+         city="Boston", state="MA", postal_code="02110", phone="+16175550100", tin="361234567"),
+]
+_STAFF = [  # username, full name, role, clinic index (None: organisation-wide)
+    ("admin", "Alex Admin", "admin", None),
+    ("billing", "Blair Biller", "billing", None),
+    ("therapist", "Dr. Taylor Reed, PT", "therapist", 0),
+    ("therapist2", "Dr. Morgan Lee, PT", "therapist", 0),
+    ("therapist3", "Dr. Jordan Park, PT", "therapist", 1),
+    ("assistant", "Casey Diaz, PTA", "assistant", 0),
+]
+_FIRST = ["Ana", "Ben", "Carla", "Dev", "Elena", "Frank", "Grace", "Hiro", "Ines", "Jamal", "Kara",
+          "Luis", "Maya", "Noah", "Olga", "Priya", "Quinn", "Rosa", "Sam", "Tara"]
+_LAST = ["Alvarez", "Brooks", "Chen", "Dubois", "Evans", "Fischer", "Garcia", "Hughes", "Ito",
+         "Jensen", "Kowalski", "Lopez", "Murphy", "Nguyen", "Okafor", "Patel"]
+_EPISODES = [
+    ("Right knee osteoarthritis", ["M17.11", "M25.561"], "Climb 12 stairs with one rail, pain under 3/10"),
+    ("Left rotator cuff tendinopathy", ["M75.112"], "Reach the top shelf with the left arm without pain"),
+    ("Low back pain", ["M54.50"], "Sit for 60 minutes at work with pain under 2/10"),
+    ("After right total knee replacement", ["Z96.651", "M25.661"], "Knee flexion of 115 degrees"),
+    ("Left ankle sprain", ["S93.402A"], "Single-leg stance 30 seconds on the left"),
+    ("Neck pain", ["M54.2"], "Turn the head fully to check traffic while driving"),
+]
+_ALPHA = "ACDEFGHJKMNPQRTUVWXY"
+
+
+def fake_npi(rng: random.Random) -> str:
+    first_nine = "1" + "".join(rng.choice("0123456789") for _ in range(8))
+    return first_nine + str(npi_check_digit(first_nine))
+
+
+def fake_mbi(rng: random.Random) -> str:
+    a, d = (lambda: rng.choice(_ALPHA)), (lambda: rng.choice("0123456789"))
+    return f"{rng.choice('123456789')}{a()}{a()}{d()}{a()}{a()}{d()}{a()}{a()}{d()}{d()}"
+
+
+def load_demo(*, patient_count: int, now: datetime) -> list[tuple[str, str]] | None:
+    """Create the demo practice; returns (username, role) of each login, or None if present."""
+    from telerehab.extensions import db
+
+    if db.session.scalar(select(Organisation.id).where(Organisation.name == DEMO_ORGANISATION)):
+        return None
+    rng = random.Random(2026)
+    organisation = accounts.create_organisation(DEMO_ORGANISATION)
+    clinics = [
+        accounts.create_clinic(SYSTEM, {**c, "organisation_id": organisation.id, "npi": fake_npi(rng)}, now=now)
+        for c in _CLINICS
+    ]
+    users = {}
+    for username, full_name, role, clinic_index in _STAFF:
+        users[username] = accounts.create_user(SYSTEM, {
+            "organisation_id": organisation.id, "username": username, "full_name": full_name,
+            "role": role, "clinic_id": clinics[clinic_index].id if clinic_index is not None else None,
+            "npi": fake_npi(rng) if role == "therapist" else None, "password": DEMO_PASSWORD,
+        }, now=now)
+    therapists_by_clinic = {c.id: [u for u in users.values() if u.role == "therapist" and u.clinic_id == c.id]
+                            for c in clinics}
+    logins = [(u, r) for u, _, r, _ in _STAFF]
+    today = now.date()
+    for index in range(patient_count):
+        clinic = clinics[index % len(clinics)]
+        therapist = rng.choice(therapists_by_clinic[clinic.id])
+        medicare = index % 3 != 2
+        patient = accounts.create_patient(Actor(therapist), {
+            "first_name": _FIRST[index % len(_FIRST)], "last_name": _LAST[index % len(_LAST)],
+            "date_of_birth": date(1940 + rng.randrange(45), rng.randrange(1, 13), rng.randrange(1, 29)),
+            "sex": rng.choice("FM"), "phone": f"+1{'312' if clinic.state == 'IL' else '617'}555{index:04d}",
+            "email": f"patient{index + 1}@example.org", "timezone": clinic.timezone,
+            "preferred_language": "es" if index % 7 == 0 else "en", "clinic_id": clinic.id,
+            "primary_therapist_id": therapist.id,
+            "payer_type": "medicare" if medicare else "commercial",
+            "payer_name": "Medicare Part B" if medicare else "Blue Cross",
+            "member_id": fake_mbi(rng) if medicare else f"XJH{rng.randrange(10**8):08d}",
+        }, now=now)
+        for kind in ("telehealth", "rtm", "sms"):
+            accounts.record_consent(Actor(therapist), patient.id, kind, method="written", note=None, now=now)
+        title, codes, goal = _EPISODES[index % len(_EPISODES)]
+        start = today - timedelta(days=rng.randrange(0, 80))
+        discharged = index % 10 == 9
+        careplans.create_episode(Actor(therapist), patient.id, {
+            "title": title, "start_date": start, "frequency_per_week": rng.choice([2, 2, 3]),
+            "duration_weeks": rng.choice([6, 8, 12]), "diagnoses": codes,
+            "goals": [{"description": goal, "target_date": start + timedelta(weeks=8)}],
+            "certification_start": start, "certification_end": last_certifiable_day(start),
+            "certifying_physician_name": "Dr. Robin Hale, MD", "certifying_physician_npi": fake_npi(rng),
+            "certification_signed_on": start + timedelta(days=rng.randrange(1, 20)),
+            "status": "discharged" if discharged else "active",
+            "discharge_date": today if discharged else None,
+            "discharge_reason": "goals_met" if discharged else None,
+            "plan_notes": "Impairments in strength and range of motion limit function; "
+                          "hybrid plan: evaluation in clinic, then alternating clinic and video.",
+        }, now=now)
+        if index < 3:
+            username = f"patient{index + 1}"
+            accounts.give_portal_access(Actor(therapist), patient.id, username, DEMO_PASSWORD, now=now)
+            logins.append((username, "patient"))
+    return logins
