@@ -3,9 +3,9 @@
 import http
 
 import marshmallow as ma
+from apispec.ext.marshmallow import MarshmallowPlugin, resolver
 from flask_login import LoginManager
 from flask_migrate import Migrate
-from apispec.ext.marshmallow import MarshmallowPlugin, resolver
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 from flask_sqlalchemy import SQLAlchemy
@@ -27,7 +27,9 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-db = SQLAlchemy(model_class=Base)
+# Operations commit before the view serialises what they return; expiring every loaded object on
+# commit would reload each row one query at a time just to render it.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

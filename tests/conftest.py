@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from flask.testing import FlaskClient
 
 from telerehab import create_app
 from telerehab.accounts import operations as accounts
@@ -98,8 +99,18 @@ def db(app):
         _db.session.remove()
 
 
+class FreshSessionClient(FlaskClient):
+    """In tests the request reuses the fixture's app context, and so its database session; a real
+    request starts with a new one. Expiring everything first makes each request read afresh."""
+
+    def open(self, *args, **kwargs):
+        _db.session.expire_all()
+        return super().open(*args, **kwargs)
+
+
 @pytest.fixture
 def client(app, db):
+    app.test_client_class = FreshSessionClient
     return app.test_client()
 
 

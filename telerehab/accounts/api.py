@@ -100,7 +100,7 @@ class Tokens(MethodView):
         token, record = operations.create_api_token(
             current_actor(), data["name"], expires_in_days=data.get("expires_in_days"), now=utc_now()
         )
-        return {**TokenSchema().dump(record), "token": token}
+        return {**{name: getattr(record, name) for name in TokenSchema().fields}, "token": token}
 
 
 @blp.route("/tokens/<int:token_id>")

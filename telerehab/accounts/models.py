@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, Date, ForeignKey, Index, String, Text
+from sqlalchemy import Boolean, Date, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from telerehab.db_types import UTCDateTime
@@ -56,6 +56,8 @@ class User(UserMixin, db.Model):
     is_active_account: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Bumped by a password change or deactivation: sessions carrying an older number end.
+    session_version: Mapped[int] = mapped_column(default=1)
 
     organisation: Mapped[Organisation] = relationship()
     clinic: Mapped[Clinic | None] = relationship()
@@ -65,8 +67,7 @@ class User(UserMixin, db.Model):
         return self.is_active_account
 
     def get_id(self) -> str:
-        # Changing the password changes the session id, so other signed-in sessions end.
-        return f"{self.id}:{int(self.password_changed_at.timestamp())}"
+        return f"{self.id}:{self.session_version}"
 
 
 class Patient(db.Model):
@@ -121,6 +122,12 @@ class Consent(db.Model):
     revocation_note: Mapped[str | None] = mapped_column(Text)
 
     patient: Mapped[Patient] = relationship(back_populates="consents")
+
+    __table_args__ = (
+        # At most one consent of each kind in force per patient, even under concurrent requests.
+        Index("uq_consents_active_kind", "patient_id", "kind", unique=True,
+              sqlite_where=text("revoked_at IS NULL"), postgresql_where=text("revoked_at IS NULL")),
+    )
     recorded_by: Mapped[User] = relationship(foreign_keys=[recorded_by_id])
     revoked_by: Mapped[User | None] = relationship(foreign_keys=[revoked_by_id])
 

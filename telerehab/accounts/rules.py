@@ -5,6 +5,7 @@ No Flask, no SQLAlchemy: plain values in, plain values out; time is always a par
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -57,7 +58,7 @@ def npi_check_digit(first_nine: str) -> int:
 
 def npi_problem(value: str) -> str | None:
     """Why `value` is not a valid NPI, or None when it is."""
-    if not re.fullmatch(r"\d{10}", value or ""):
+    if not re.fullmatch(r"[0-9]{10}", value or ""):
         return "An NPI is exactly 10 digits."
     if value[0] not in "12":
         return "An NPI starts with 1 or 2."
@@ -99,11 +100,24 @@ def mbi_problem(value: str) -> str | None:
     return None
 
 
+def member_id_problem(payer_type: str | None, member_id: str | None) -> str | None:
+    """Medicare claims carry the MBI as the member id, so a Medicare patient must have a valid one."""
+    if payer_type != "medicare":
+        return None
+    if not member_id:
+        return "Medicare patients need their MBI."
+    return mbi_problem(member_id)
+
+
 # ---------------------------------------------------------------- phone, timezone, TIN
 
 def normalise_phone(value: str) -> str | None:
-    """The E.164 form of a phone number written in E.164 (leading +), or None if invalid."""
-    if not (value or "").startswith("+"):
+    """The E.164 form of a phone number written in E.164 (leading +), or None if invalid.
+
+    Only ASCII digits and separators: phonenumbers would turn letters into vanity digits, so an
+    O typed for a 0 would silently become another person's number.
+    """
+    if not re.fullmatch(r"\+[0-9][0-9 ().-]*", value or ""):
         return None
     try:
         parsed = phonenumbers.parse(value, None)
@@ -120,9 +134,13 @@ def phone_problem(value: str) -> str | None:
     return None
 
 
+# Names zoneinfo lists that are not places: 'localtime' follows the server's own clock.
+_NOT_TIMEZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
 @lru_cache(maxsize=1)
 def known_timezones() -> frozenset[str]:
-    return frozenset(available_timezones())
+    return frozenset(available_timezones()) - _NOT_TIMEZONES
 
 
 def timezone_problem(value: str) -> str | None:
@@ -132,7 +150,7 @@ def timezone_problem(value: str) -> str | None:
 
 
 def tin_problem(value: str) -> str | None:
-    if not re.fullmatch(r"\d{9}", (value or "").replace("-", "")):
+    if not re.fullmatch(r"[0-9]{9}", (value or "").replace("-", "")):
         return "A TIN (EIN) is 9 digits, e.g. 12-3456789."
     return None
 
@@ -164,7 +182,7 @@ class ThrottleVerdict:
 
     @property
     def message(self) -> str:
-        minutes = max(1, -(-int(self.retry_after.total_seconds()) // 60))
+        minutes = max(1, math.ceil(self.retry_after.total_seconds() / 60))
         return (
             "Too many failed sign-ins. For your security, sign-in is paused; "
             f"try again in {minutes} minute{'s' if minutes != 1 else ''}."

@@ -6,16 +6,22 @@ from telerehab.accounts.rules import (
     ConsentKind,
     Role,
     Sex,
-    mbi_problem,
+    known_timezones,
+    member_id_problem,
     npi_problem,
     phone_problem,
-    tin_problem,
     timezone_problem,
+    tin_problem,
 )
 from telerehab.api.validation import checked_by
 
 PAYER_TYPES = ("medicare", "medicare_advantage", "medicaid", "commercial", "workers_comp", "self_pay")
 CONSENT_METHODS = ("written", "verbal", "electronic")
+
+# What the OpenAPI document says of fields checked in rules.py (check digits it cannot say).
+PHONE_DOC = {"pattern": r"^\+[1-9][0-9]{6,14}$", "description": "E.164, e.g. +15035550123"}
+NPI_DOC = {"pattern": r"^[12][0-9]{9}$", "description": "10-digit NPI with a valid check digit"}
+TIMEZONE_DOC = {"enum": sorted(known_timezones()), "description": "IANA name, e.g. America/Chicago"}
 
 
 
@@ -24,11 +30,9 @@ class PatientWriteSchema(Schema):
     last_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     date_of_birth = fields.Date(required=True)
     sex = fields.String(required=True, validate=validate.OneOf([s.value for s in Sex]))
-    phone = fields.String(allow_none=True, validate=checked_by(phone_problem),
-                          metadata={"description": "E.164, e.g. +15035550123"})
+    phone = fields.String(allow_none=True, validate=checked_by(phone_problem), metadata=PHONE_DOC)
     email = fields.Email(allow_none=True, validate=validate.Length(max=254))
-    timezone = fields.String(required=True, validate=checked_by(timezone_problem),
-                             metadata={"description": "IANA name, e.g. America/Chicago"})
+    timezone = fields.String(required=True, validate=checked_by(timezone_problem), metadata=TIMEZONE_DOC)
     preferred_language = fields.String(
         load_default="en", validate=validate.Regexp(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$",
                                                     error="Use a language tag such as en or es-MX."))
@@ -38,16 +42,13 @@ class PatientWriteSchema(Schema):
     payer_name = fields.String(allow_none=True, validate=validate.Length(max=200))
     member_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=40))
 
-    @validates_schema
+    @validates_schema(skip_on_field_errors=False)
     def _medicare_needs_mbi(self, data, partial, **kwargs):
         if partial:
             return  # an update is checked against the stored record by the operation
-        if data.get("payer_type") == "medicare":
-            if not data.get("member_id"):
-                raise ValidationError("Medicare patients need their MBI.", "member_id")
-            message = mbi_problem(data["member_id"])
-            if message:
-                raise ValidationError(message, "member_id")
+        message = member_id_problem(data.get("payer_type"), data.get("member_id"))
+        if message:
+            raise ValidationError(message, "member_id")
 
     @validates_schema
     def _birth_date_in_past(self, data, **kwargs):
@@ -111,7 +112,7 @@ class UserCreateSchema(Schema):
     email = fields.Email(allow_none=True)
     role = fields.String(required=True, validate=validate.OneOf([r.value for r in Role if r != Role.PATIENT]))
     clinic_id = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1))
-    npi = fields.String(allow_none=True, validate=checked_by(npi_problem))
+    npi = fields.String(allow_none=True, validate=checked_by(npi_problem), metadata=NPI_DOC)
     password = fields.String(required=True, load_only=True)
 
 
@@ -126,16 +127,17 @@ class UserSchema(Schema):
 class ClinicSchema(Schema):
     id = fields.Integer(dump_only=True)
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    timezone = fields.String(required=True, validate=checked_by(timezone_problem))
+    timezone = fields.String(required=True, validate=checked_by(timezone_problem), metadata=TIMEZONE_DOC)
     address_line1 = fields.String(required=True, validate=validate.Length(min=1, max=200))
     address_line2 = fields.String(allow_none=True, validate=validate.Length(max=200))
     city = fields.String(required=True, validate=validate.Length(min=1, max=100))
     state = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{2}$", error="Two capital letters."))
     postal_code = fields.String(required=True, validate=validate.Regexp(
         r"^\d{5}(\d{4})?$", error="5 or 9 digits (ZIP or ZIP+4, without the dash)."))
-    phone = fields.String(allow_none=True, validate=checked_by(phone_problem))
-    npi = fields.String(required=True, validate=checked_by(npi_problem))
-    tin = fields.String(required=True, validate=checked_by(tin_problem))
+    phone = fields.String(allow_none=True, validate=checked_by(phone_problem), metadata=PHONE_DOC)
+    npi = fields.String(required=True, validate=checked_by(npi_problem), metadata=NPI_DOC)
+    tin = fields.String(required=True, validate=checked_by(tin_problem),
+                        metadata={"pattern": r"^[0-9]{2}-?[0-9]{7}$", "description": "EIN, e.g. 12-3456789"})
 
 
 class TokenCreateSchema(Schema):

@@ -3,7 +3,7 @@
 from marshmallow import Schema, fields, validate
 
 from telerehab.accounts.rules import npi_problem
-from telerehab.accounts.schemas import PageSchema, TherapistRefSchema
+from telerehab.accounts.schemas import NPI_DOC, PageSchema, TherapistRefSchema
 from telerehab.api.validation import checked_by
 from telerehab.careplans.rules import DischargeReason, EpisodeStatus, diagnoses_problem, icd10_problem
 
@@ -31,7 +31,7 @@ class EpisodeWriteSchema(Schema):
     certification_start = fields.Date(allow_none=True)
     certification_end = fields.Date(allow_none=True)
     certifying_physician_name = fields.String(allow_none=True, validate=validate.Length(max=200))
-    certifying_physician_npi = fields.String(allow_none=True, validate=checked_by(npi_problem))
+    certifying_physician_npi = fields.String(allow_none=True, validate=checked_by(npi_problem), metadata=NPI_DOC)
     certification_signed_on = fields.Date(allow_none=True)
     discharge_date = fields.Date(allow_none=True)
     discharge_reason = fields.String(allow_none=True, validate=validate.OneOf([r.value for r in DischargeReason]))

@@ -6,8 +6,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Flask, Response, render_template, request
-from werkzeug.exceptions import HTTPException
 from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import HTTPException
 
 from telerehab.errors import DomainError
 

@@ -1,0 +1,149 @@
+"""Every API endpoint and every page, against every role and against a patient of another clinic.
+
+Each cell says whether the role is allowed (the expected success status) or refused (401, 403 or
+404). A route missing from the tables fails `test_every_route_is_in_a_table`, so a new endpoint
+cannot ship without its row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from telerehab.accounts import operations as accounts
+from telerehab.accounts.operations import Actor
+
+from .conftest import NOW, PASSWORD, bearer
+
+ROLES = ("admin", "therapist", "assistant", "billing", "patient")
+REFUSED = {401, 403, 404}
+
+
+@dataclass(frozen=True)
+class Case:
+    method: str
+    rule: str  # the Flask URL rule, so the table can be checked against app.url_map
+    path: Callable  # world -> the concrete path (own-clinic target)
+    allowed: dict[str, int]  # role -> success status; roles not listed are refused
+    body: Callable | None = None  # world -> JSON body or form data
+    other_path: Callable | None = None  # world -> a path whose target is another clinic's patient
+    other_allowed: tuple[str, ...] = ()  # roles that may reach the other clinic's record
+
+    def __str__(self):
+        return f"{self.method} {self.rule}"
+
+
+def _consent(world):
+    return accounts.record_consent(Actor(world.therapist), world.patient.id, "sms", method="written",
+                                   note=None, now=NOW)
+
+
+def _other_consent(world):
+    return accounts.record_consent(Actor(world.other_therapist), world.other_patient.id, "sms",
+                                   method="written", note=None, now=NOW)
+
+
+ALL = {role: 200 for role in ROLES}
+EDITORS = {"admin": 200, "therapist": 200, "assistant": 200}
+PATIENT_JSON = {"first_name": "New", "last_name": "Person", "date_of_birth": "1960-01-01", "sex": "M",
+                "timezone": "America/Chicago", "payer_type": "self_pay"}
+EPISODE_JSON = {"title": "Neck pain", "start_date": "2026-03-02", "frequency_per_week": 2, "duration_weeks": 4,
+                "diagnoses": ["M54.2"], "goals": [{"description": "Turn head fully"}]}
+
+API_CASES = [
+    Case("GET", "/api/v1/me", lambda w: "/api/v1/me", ALL),
+    Case("GET", "/api/v1/tokens", lambda w: "/api/v1/tokens", ALL),
+    Case("POST", "/api/v1/tokens", lambda w: "/api/v1/tokens", {r: 201 for r in ROLES}, body=lambda w: {"name": "x"}),
+    Case("DELETE", "/api/v1/tokens/<int:token_id>", lambda w: "/api/v1/tokens/{own_token}",
+         {r: 204 for r in ROLES}),
+    Case("GET", "/api/v1/patients", lambda w: "/api/v1/patients", ALL),
+    Case("POST", "/api/v1/patients", lambda w: "/api/v1/patients", {r: 201 for r in EDITORS},
+         body=lambda w: {**PATIENT_JSON, "clinic_id": w.clinic.id}),
+    Case("GET", "/api/v1/patients/<int:patient_id>", lambda w: f"/api/v1/patients/{w.patient.id}", ALL,
+         other_path=lambda w: f"/api/v1/patients/{w.other_patient.id}", other_allowed=("admin",)),
+    Case("PATCH", "/api/v1/patients/<int:patient_id>", lambda w: f"/api/v1/patients/{w.patient.id}", EDITORS,
+         body=lambda w: {"preferred_language": "es"},
+         other_path=lambda w: f"/api/v1/patients/{w.other_patient.id}", other_allowed=("admin",)),
+    Case("GET", "/api/v1/patients/<int:patient_id>/consents",
+         lambda w: f"/api/v1/patients/{w.patient.id}/consents", ALL,
+         other_path=lambda w: f"/api/v1/patients/{w.other_patient.id}/consents", other_allowed=("admin",)),
+    Case("POST", "/api/v1/patients/<int:patient_id>/consents",
+         lambda w: f"/api/v1/patients/{w.patient.id}/consents", {r: 201 for r in EDITORS},
+         body=lambda w: {"kind": "telehealth"},
+         other_path=lambda w: f"/api/v1/patients/{w.other_patient.id}/consents", other_allowed=("admin",)),
+    Case("POST", "/api/v1/consents/<int:consent_id>/revoke",
+         lambda w: f"/api/v1/consents/{_consent(w).id}/revoke", EDITORS, body=lambda w: {},
+         other_path=lambda w: f"/api/v1/consents/{_other_consent(w).id}/revoke", other_allowed=("admin",)),
+    Case("GET", "/api/v1/episodes", lambda w: "/api/v1/episodes", ALL),
+    Case("GET", "/api/v1/patients/<int:patient_id>/episodes",
+         lambda w: f"/api/v1/patients/{w.patient.id}/episodes", ALL,
+         other_path=lambda w: f"/api/v1/patients/{w.other_patient.id}/episodes", other_allowed=("admin",)),
+    Case("POST", "/api/v1/patients/<int:patient_id>/episodes",
+         lambda w: f"/api/v1/patients/{w.patient.id}/episodes", {"therapist": 201}, body=lambda w: EPISODE_JSON,
+         other_path=lambda w: f"/api/v1/patients/{w.other_patient.id}/episodes"),
+    Case("GET", "/api/v1/episodes/<int:episode_id>", lambda w: f"/api/v1/episodes/{w.episode.id}", ALL,
+         other_path=lambda w: f"/api/v1/episodes/{w.other_episode.id}", other_allowed=("admin",)),
+    Case("PATCH", "/api/v1/episodes/<int:episode_id>", lambda w: f"/api/v1/episodes/{w.episode.id}",
+         {"therapist": 200}, body=lambda w: {"frequency_per_week": 3},
+         other_path=lambda w: f"/api/v1/episodes/{w.other_episode.id}"),
+]
+
+
+def _api_call(client, world, case: Case, role: str, path_fn):
+    headers = bearer(world.user(role))
+    path = path_fn(world)
+    if "{own_token}" in path:
+        token_id = client.get("/api/v1/tokens", headers=headers).json[0]["id"]
+        path = path.replace("{own_token}", str(token_id))
+    body = case.body(world) if case.body else None
+    return client.open(path, method=case.method, json=body, headers=headers)
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("case", API_CASES, ids=str)
+def test_api_role_table(client, world, case, role):
+    response = _api_call(client, world, case, role, case.path)
+    if role in case.allowed:
+        assert response.status_code == case.allowed[role], response.get_data(as_text=True)
+    else:
+        assert response.status_code in REFUSED, response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("case", [c for c in API_CASES if c.other_path], ids=str)
+def test_api_other_clinic_patient(client, world, case, role):
+    response = _api_call(client, world, case, role, case.other_path)
+    if role in case.other_allowed and role in case.allowed:
+        assert response.status_code == case.allowed[role], response.get_data(as_text=True)
+    else:
+        assert response.status_code in REFUSED, response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("case", API_CASES, ids=str)
+def test_api_without_token_is_401(client, world, case):
+    path = case.path(world).replace("{own_token}", "1")
+    response = client.open(path, method=case.method, json=case.body(world) if case.body else None)
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize("case", [c for c in API_CASES if c.other_path], ids=str)
+def test_api_foreign_organisation_is_refused_even_to_admin(client, world, case):
+    """Org-wide staff stop at their organisation's edge."""
+    foreign_admin = accounts.create_user(Actor(None), {
+        "organisation_id": world.foreign_clinic.organisation_id, "username": "faradmin", "full_name": "Far",
+        "role": "admin", "clinic_id": None, "password": PASSWORD}, now=NOW)
+    response = client.open(case.path(world).replace("{own_token}", "1"), method=case.method,
+                           json=case.body(world) if case.body else None, headers=bearer(foreign_admin))
+    assert response.status_code in REFUSED
+
+
+def test_every_api_route_is_in_the_table(app):
+    table = {(c.method, c.rule) for c in API_CASES}
+    routes = {
+        (method, rule.rule) for rule in app.url_map.iter_rules() if rule.rule.startswith("/api/v1/")
+        and rule.endpoint.startswith(("patients_api.", "episodes_api."))
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    assert routes == table
