@@ -14,7 +14,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 def create_app(config: type | dict[str, Any] | None = None) -> Flask:
     """Build the app. `config` is a config class, or a dict of overrides on the environment's."""
-    app = Flask(__name__, instance_relative_config=True)
+    # Static files are the web blueprint's (telerehab/web/static), not the package root's.
+    app = Flask(__name__, instance_relative_config=True, static_folder=None)
     register_config(app, config)
     register_extensions(app)
     register_blueprints(app)

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, func
 from sqlalchemy.types import TypeDecorator
 
 
@@ -33,3 +33,9 @@ class UTCDateTime(TypeDecorator):
 def utc_now() -> datetime:
     """The one place the web layer reads the clock; operations take `now` as an argument."""
     return datetime.now(UTC)
+
+
+def contains_text(column, text: str):
+    """Case-insensitive "column contains text", with the user's % and _ taken literally."""
+    escaped = text.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return func.lower(column).like(f"%{escaped}%", escape="\\")

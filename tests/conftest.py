@@ -64,16 +64,21 @@ def scratch_postgres_database() -> tuple[str, callable]:
 DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
-@pytest.fixture(scope="session", params=DATABASES)
-def database_url(request) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield "sqlite://"
+def database_for(backend: str, sqlite_url: str) -> Iterator[str]:
+    """Yield an empty database of `backend`; a PostgreSQL one is dropped afterwards."""
+    if backend == "sqlite":
+        yield sqlite_url
         return
     if not postgres_admin_url():
         pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL tests skipped")
     url, drop = scratch_postgres_database()
     yield url
     drop()
+
+
+@pytest.fixture(scope="session", params=DATABASES)
+def database_url(request) -> Iterator[str]:
+    yield from database_for(request.param, "sqlite://")
 
 
 @pytest.fixture(scope="session")
@@ -99,19 +104,27 @@ def db(app):
         _db.session.remove()
 
 
-class FreshSessionClient(FlaskClient):
-    """In tests the request reuses the fixture's app context, and so its database session; a real
-    request starts with a new one. Expiring everything first makes each request read afresh."""
+class FreshContextClient(FlaskClient):
+    """A test client whose every request gets its own app context (and so its own database
+    session and `g`), as in production.
+
+    The `db` fixture keeps an app context pushed for the whole test, and Flask would reuse it for
+    requests: flask-login's cached user would leak from one request to the next, and objects
+    loaded by an earlier request would be served stale.
+    """
 
     def open(self, *args, **kwargs):
-        _db.session.expire_all()
-        return super().open(*args, **kwargs)
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
+def new_client(app) -> FreshContextClient:
+    return FreshContextClient(app, app.response_class, use_cookies=True)
 
 
 @pytest.fixture
 def client(app, db):
-    app.test_client_class = FreshSessionClient
-    return app.test_client()
+    return new_client(app)
 
 
 # ---------------------------------------------------------------- factories

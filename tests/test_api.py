@@ -173,3 +173,35 @@ def test_openapi_documents_the_bearer_scheme(client):
     assert spec["security"] == [{"bearerAuth": []}]
     error = spec["components"]["responses"]["DEFAULT_ERROR"]["content"]
     assert list(error) == [PROBLEM]
+
+
+def test_search_takes_wildcards_literally(client, world):
+    headers = bearer(world.therapist)
+    client.post("/api/v1/patients", headers=headers, json=new_patient_json(first_name="Per_cent", last_name="Q"))
+    found = client.get("/api/v1/patients?q=%25", headers=headers).json["items"]
+    assert found == []
+    found = client.get("/api/v1/patients?q=r_c", headers=headers).json["items"]
+    assert [p["first_name"] for p in found] == ["Per_cent"]
+    found = client.get("/api/v1/patients?q=alvarez, ana", headers=headers).json["items"]
+    assert [p["id"] for p in found] == [world.patient.id]
+
+
+def test_a_write_without_a_json_body_is_415_and_changes_nothing(client, world):
+    headers = bearer(world.therapist)
+    response = client.patch(f"/api/v1/patients/{world.patient.id}", headers=headers)
+    assert response.status_code == 415 and response.content_type == PROBLEM
+    response = client.patch(f"/api/v1/patients/{world.patient.id}", headers=headers, data="first_name=X",
+                            content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 415
+
+
+def test_ids_beyond_the_id_range_are_404_not_a_database_error(client, world):
+    response = client.get("/api/v1/patients/9223372036854775808", headers=bearer(world.therapist))
+    assert response.status_code == 404 and response.content_type == PROBLEM
+    assert client.get("/api/v1/patients/2147483648", headers=bearer(world.therapist)).status_code == 404
+
+
+def test_unknown_query_parameters_are_named(client, world):
+    response = client.get("/api/v1/patients?serach=ana", headers=bearer(world.therapist))
+    assert response.status_code == 422
+    assert "serach" in response.json["errors"]["query"]

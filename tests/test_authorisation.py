@@ -56,36 +56,36 @@ API_CASES = [
     Case("GET", "/api/v1/me", lambda w: "/api/v1/me", ALL),
     Case("GET", "/api/v1/tokens", lambda w: "/api/v1/tokens", ALL),
     Case("POST", "/api/v1/tokens", lambda w: "/api/v1/tokens", {r: 201 for r in ROLES}, body=lambda w: {"name": "x"}),
-    Case("DELETE", "/api/v1/tokens/<int:token_id>", lambda w: "/api/v1/tokens/{own_token}",
+    Case("DELETE", "/api/v1/tokens/<id:token_id>", lambda w: "/api/v1/tokens/{own_token}",
          {r: 204 for r in ROLES}),
     Case("GET", "/api/v1/patients", lambda w: "/api/v1/patients", ALL),
     Case("POST", "/api/v1/patients", lambda w: "/api/v1/patients", {r: 201 for r in EDITORS},
          body=lambda w: {**PATIENT_JSON, "clinic_id": w.clinic.id}),
-    Case("GET", "/api/v1/patients/<int:patient_id>", lambda w: f"/api/v1/patients/{w.patient.id}", ALL,
+    Case("GET", "/api/v1/patients/<id:patient_id>", lambda w: f"/api/v1/patients/{w.patient.id}", ALL,
          other_path=lambda w: f"/api/v1/patients/{w.other_patient.id}", other_allowed=("admin",)),
-    Case("PATCH", "/api/v1/patients/<int:patient_id>", lambda w: f"/api/v1/patients/{w.patient.id}", EDITORS,
+    Case("PATCH", "/api/v1/patients/<id:patient_id>", lambda w: f"/api/v1/patients/{w.patient.id}", EDITORS,
          body=lambda w: {"preferred_language": "es"},
          other_path=lambda w: f"/api/v1/patients/{w.other_patient.id}", other_allowed=("admin",)),
-    Case("GET", "/api/v1/patients/<int:patient_id>/consents",
+    Case("GET", "/api/v1/patients/<id:patient_id>/consents",
          lambda w: f"/api/v1/patients/{w.patient.id}/consents", ALL,
          other_path=lambda w: f"/api/v1/patients/{w.other_patient.id}/consents", other_allowed=("admin",)),
-    Case("POST", "/api/v1/patients/<int:patient_id>/consents",
+    Case("POST", "/api/v1/patients/<id:patient_id>/consents",
          lambda w: f"/api/v1/patients/{w.patient.id}/consents", {r: 201 for r in EDITORS},
          body=lambda w: {"kind": "telehealth"},
          other_path=lambda w: f"/api/v1/patients/{w.other_patient.id}/consents", other_allowed=("admin",)),
-    Case("POST", "/api/v1/consents/<int:consent_id>/revoke",
+    Case("POST", "/api/v1/consents/<id:consent_id>/revoke",
          lambda w: f"/api/v1/consents/{_consent(w).id}/revoke", EDITORS, body=lambda w: {},
          other_path=lambda w: f"/api/v1/consents/{_other_consent(w).id}/revoke", other_allowed=("admin",)),
     Case("GET", "/api/v1/episodes", lambda w: "/api/v1/episodes", ALL),
-    Case("GET", "/api/v1/patients/<int:patient_id>/episodes",
+    Case("GET", "/api/v1/patients/<id:patient_id>/episodes",
          lambda w: f"/api/v1/patients/{w.patient.id}/episodes", ALL,
          other_path=lambda w: f"/api/v1/patients/{w.other_patient.id}/episodes", other_allowed=("admin",)),
-    Case("POST", "/api/v1/patients/<int:patient_id>/episodes",
+    Case("POST", "/api/v1/patients/<id:patient_id>/episodes",
          lambda w: f"/api/v1/patients/{w.patient.id}/episodes", {"therapist": 201}, body=lambda w: EPISODE_JSON,
          other_path=lambda w: f"/api/v1/patients/{w.other_patient.id}/episodes"),
-    Case("GET", "/api/v1/episodes/<int:episode_id>", lambda w: f"/api/v1/episodes/{w.episode.id}", ALL,
+    Case("GET", "/api/v1/episodes/<id:episode_id>", lambda w: f"/api/v1/episodes/{w.episode.id}", ALL,
          other_path=lambda w: f"/api/v1/episodes/{w.other_episode.id}", other_allowed=("admin",)),
-    Case("PATCH", "/api/v1/episodes/<int:episode_id>", lambda w: f"/api/v1/episodes/{w.episode.id}",
+    Case("PATCH", "/api/v1/episodes/<id:episode_id>", lambda w: f"/api/v1/episodes/{w.episode.id}",
          {"therapist": 200}, body=lambda w: {"frequency_per_week": 3},
          other_path=lambda w: f"/api/v1/episodes/{w.other_episode.id}"),
 ]
@@ -147,3 +147,123 @@ def test_every_api_route_is_in_the_table(app):
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }
     assert routes == table
+
+
+# ---------------------------------------------------------------- pages
+
+def _patient_form(world, **overrides):
+    return {"first_name": "Dana", "last_name": "Evans", "date_of_birth": "1948-07-01", "sex": "F",
+            "timezone": "America/Chicago", "preferred_language": "en", "payer_type": "self_pay",
+            "clinic_id": str(world.clinic.id), **overrides}
+
+
+def _episode_form(world):
+    return {"title": "Neck pain", "status": "active", "start_date": "2026-03-02", "frequency_per_week": "2",
+            "duration_weeks": "4", "diagnoses": "M54.2", "goals": "Turn the head fully"}
+
+
+def _patient_without_sign_in(world, other=False):
+    therapist = world.other_therapist if other else world.therapist
+    from .conftest import patient_data
+
+    return accounts.create_patient(Actor(therapist), patient_data(first_name="Nopo"), now=NOW)
+
+
+FOUND = {role: 200 for role in ROLES}
+PAGE_EDITORS = {"admin": 302, "therapist": 302, "assistant": 302}
+
+PAGE_CASES = [
+    Case("GET", "/", lambda w: "/", {r: 302 for r in ROLES}),
+    Case("GET", "/account", lambda w: "/account", FOUND),
+    Case("POST", "/account", lambda w: "/account", FOUND, body=lambda w: {"form": "new_token", "name": "phone"}),
+    Case("GET", "/patients", lambda w: "/patients", FOUND),
+    Case("GET", "/patients/new", lambda w: "/patients/new", {"admin": 200, "therapist": 200, "assistant": 200}),
+    Case("POST", "/patients/new", lambda w: "/patients/new", PAGE_EDITORS, body=_patient_form),
+    Case("GET", "/patients/<id:patient_id>", lambda w: f"/patients/{w.patient.id}", FOUND,
+         other_path=lambda w: f"/patients/{w.other_patient.id}", other_allowed=("admin",)),
+    Case("GET", "/patients/<id:patient_id>/edit", lambda w: f"/patients/{w.patient.id}/edit",
+         {"admin": 200, "therapist": 200, "assistant": 200},
+         other_path=lambda w: f"/patients/{w.other_patient.id}/edit", other_allowed=("admin",)),
+    Case("POST", "/patients/<id:patient_id>/edit", lambda w: f"/patients/{w.patient.id}/edit", PAGE_EDITORS,
+         body=lambda w: _patient_form(w, first_name="Ana"),
+         other_path=lambda w: f"/patients/{w.other_patient.id}/edit", other_allowed=("admin",)),
+    Case("POST", "/patients/<id:patient_id>/consents", lambda w: f"/patients/{w.patient.id}/consents",
+         PAGE_EDITORS, body=lambda w: {"kind": "rtm", "method": "verbal"},
+         other_path=lambda w: f"/patients/{w.other_patient.id}/consents", other_allowed=("admin",)),
+    Case("POST", "/consents/<id:consent_id>/revoke", lambda w: f"/consents/{_consent(w).id}/revoke",
+         PAGE_EDITORS, body=lambda w: {},
+         other_path=lambda w: f"/consents/{_other_consent(w).id}/revoke", other_allowed=("admin",)),
+    Case("POST", "/patients/<id:patient_id>/portal-access",
+         lambda w: f"/patients/{_patient_without_sign_in(w).id}/portal-access", PAGE_EDITORS,
+         body=lambda w: {"username": "nopo", "password": "a-long-temporary-pass"},
+         other_path=lambda w: f"/patients/{_patient_without_sign_in(w, other=True).id}/portal-access",
+         other_allowed=("admin",)),
+    Case("GET", "/admin/users", lambda w: "/admin/users", {"admin": 200}),
+    Case("POST", "/admin/users", lambda w: "/admin/users", {"admin": 302},
+         body=lambda w: {"form": "deactivate", "user_id": str(w.therapist2.id)}),
+    Case("GET", "/admin/clinics", lambda w: "/admin/clinics", {"admin": 200}),
+    Case("POST", "/admin/clinics", lambda w: "/admin/clinics", {"admin": 302}, body=lambda w: {
+        "name": "North", "timezone": "America/Chicago", "address_line1": "9 North Ave", "city": "Chicago",
+        "state": "IL", "postal_code": "60614", "npi": "1234567893", "tin": "12-3456789"}),
+    Case("GET", "/my-plan", lambda w: "/my-plan", {"patient": 200}),
+    Case("GET", "/patients/<id:patient_id>/episodes/new", lambda w: f"/patients/{w.patient.id}/episodes/new",
+         {"therapist": 200}, other_path=lambda w: f"/patients/{w.other_patient.id}/episodes/new"),
+    Case("POST", "/patients/<id:patient_id>/episodes/new", lambda w: f"/patients/{w.patient.id}/episodes/new",
+         {"therapist": 302}, body=_episode_form,
+         other_path=lambda w: f"/patients/{w.other_patient.id}/episodes/new"),
+    Case("GET", "/episodes/<id:episode_id>", lambda w: f"/episodes/{w.episode.id}", FOUND,
+         other_path=lambda w: f"/episodes/{w.other_episode.id}", other_allowed=("admin",)),
+    Case("GET", "/episodes/<id:episode_id>/edit", lambda w: f"/episodes/{w.episode.id}/edit", {"therapist": 200},
+         other_path=lambda w: f"/episodes/{w.other_episode.id}/edit"),
+    Case("POST", "/episodes/<id:episode_id>/edit", lambda w: f"/episodes/{w.episode.id}/edit", {"therapist": 302},
+         body=_episode_form, other_path=lambda w: f"/episodes/{w.other_episode.id}/edit"),
+]
+
+# Pages anyone may open, signed in or not.
+PUBLIC_PAGES = {("GET", "/login"), ("POST", "/login"), ("POST", "/logout"), ("GET", "/api/v1/docs"),
+                ("GET", "/static/<path:filename>"), ("GET", "/api/v1/openapi.json")}
+
+
+def _page_call(client, world, case: Case, role: str | None, path_fn):
+    if role is not None:
+        assert client.post("/login", data={"username": world.user(role).username,
+                                           "password": PASSWORD}).status_code == 302
+    data = case.body(world) if case.body else None
+    return client.open(path_fn(world), method=case.method, data=data)
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("case", PAGE_CASES, ids=str)
+def test_page_role_table(client, world, case, role):
+    response = _page_call(client, world, case, role, case.path)
+    body = response.get_data(as_text=True)
+    if role in case.allowed:
+        assert response.status_code == case.allowed[role], body[:2000]
+    elif case.rule == "/my-plan":
+        assert response.status_code == 302  # staff are sent to their own home page
+    else:
+        assert response.status_code in REFUSED, body[:2000]
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("case", [c for c in PAGE_CASES if c.other_path], ids=str)
+def test_page_other_clinic_patient(client, world, case, role):
+    response = _page_call(client, world, case, role, case.other_path)
+    if role in case.other_allowed and role in case.allowed:
+        assert response.status_code == case.allowed[role]
+    else:
+        assert response.status_code in REFUSED
+
+
+@pytest.mark.parametrize("case", PAGE_CASES, ids=str)
+def test_pages_send_the_signed_out_to_sign_in(client, world, case):
+    response = _page_call(client, world, case, None, case.path)
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login")
+
+
+def test_every_route_is_in_a_table(app):
+    covered = {(c.method, c.rule) for c in [*API_CASES, *PAGE_CASES]} | PUBLIC_PAGES
+    routes = {(method, rule.rule) for rule in app.url_map.iter_rules()
+              for method in rule.methods - {"HEAD", "OPTIONS"}}
+    assert routes == covered

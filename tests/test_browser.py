@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
-from datetime import date
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 

@@ -9,19 +9,12 @@ from flask_migrate import downgrade, upgrade
 from telerehab import MIGRATIONS_DIR, create_app
 from telerehab.extensions import db
 
-from .conftest import TEST_SETTINGS, postgres_admin_url, scratch_postgres_database
+from .conftest import DATABASES, TEST_SETTINGS, database_for
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=DATABASES)
 def empty_database_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'migrated.sqlite3'}"
-        return
-    if not postgres_admin_url():
-        pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL tests skipped")
-    url, drop = scratch_postgres_database()
-    yield url
-    drop()
+    yield from database_for(request.param, f"sqlite:///{tmp_path / 'migrated.sqlite3'}")
 
 
 def _schema_differences(app) -> list:

@@ -1,6 +1,7 @@
 """/api/v1: patients, their consents, the caller's own account and API tokens."""
 
 from flask.views import MethodView
+from marshmallow import RAISE
 
 from telerehab.accounts import operations
 from telerehab.accounts.schemas import (
@@ -23,7 +24,7 @@ blp = make_blueprint("patients_api", __name__, "Patients, consent, and your acco
 
 @blp.route("/patients")
 class Patients(MethodView):
-    @blp.arguments(PageArgsSchema, location="query")
+    @blp.arguments(PageArgsSchema, location="query", unknown=RAISE)  # a misspelt filter is an error, not ignored
     @blp.response(200, PatientPageSchema)
     def get(self, args):
         """Patients you may see; `q` searches name, phone, email and member id."""
@@ -39,7 +40,7 @@ class Patients(MethodView):
         return operations.create_patient(current_actor(), data, now=utc_now())
 
 
-@blp.route("/patients/<int:patient_id>")
+@blp.route("/patients/<id:patient_id>")
 class PatientById(MethodView):
     @blp.response(200, PatientSchema)
     def get(self, patient_id):
@@ -52,7 +53,7 @@ class PatientById(MethodView):
         return operations.update_patient(current_actor(), patient_id, data, now=utc_now())
 
 
-@blp.route("/patients/<int:patient_id>/consents")
+@blp.route("/patients/<id:patient_id>/consents")
 class PatientConsents(MethodView):
     @blp.response(200, ConsentSchema(many=True))
     def get(self, patient_id):
@@ -69,7 +70,7 @@ class PatientConsents(MethodView):
         )
 
 
-@blp.route("/consents/<int:consent_id>/revoke")
+@blp.route("/consents/<id:consent_id>/revoke")
 class ConsentRevoke(MethodView):
     @blp.arguments(ConsentRevokeSchema)
     @blp.response(200, ConsentSchema)
@@ -103,7 +104,7 @@ class Tokens(MethodView):
         return {**{name: getattr(record, name) for name in TokenSchema().fields}, "token": token}
 
 
-@blp.route("/tokens/<int:token_id>")
+@blp.route("/tokens/<id:token_id>")
 class TokenById(MethodView):
     @blp.response(204)
     def delete(self, token_id):

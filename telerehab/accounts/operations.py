@@ -46,6 +46,7 @@ from telerehab.accounts.rules import (
     password_problem,
     throttle_verdict,
 )
+from telerehab.db_types import contains_text
 from telerehab.errors import NotFound, Throttled, ValidationFailed, field_errors
 from telerehab.extensions import db
 
@@ -422,13 +423,12 @@ def search_patients(
     require_permission(actor.user, Permission.VIEW_PATIENT)
     statement = patient_scope(actor.user, select(Patient))
     if query:
-        like = f"%{query.strip().lower()}%"
         statement = statement.where(or_(
-            func.lower(Patient.first_name + " " + Patient.last_name).like(like),
-            func.lower(Patient.last_name).like(like),
-            func.lower(Patient.email).like(like),
-            Patient.phone.like(like),
-            func.lower(Patient.member_id).like(like),
+            contains_text(Patient.first_name + " " + Patient.last_name, query),
+            contains_text(Patient.last_name + ", " + Patient.first_name, query),
+            contains_text(Patient.email, query),
+            contains_text(Patient.phone, query),
+            contains_text(Patient.member_id, query),
         ))
     if therapist_id is not None:
         statement = statement.where(Patient.primary_therapist_id == therapist_id)

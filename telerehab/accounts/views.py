@@ -9,11 +9,8 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
-from marshmallow import ValidationError as MarshmallowValidationError
-from sqlalchemy import select
 
 from telerehab.accounts import operations
-from telerehab.accounts.operations import Actor
 from telerehab.accounts.policy import Permission, has_permission, require_permission
 from telerehab.accounts.rules import ConsentKind, Role
 from telerehab.accounts.schemas import (
@@ -25,17 +22,11 @@ from telerehab.accounts.schemas import (
     UserCreateSchema,
 )
 from telerehab.careplans import operations as careplan_operations
-from telerehab.careplans.models import Episode
 from telerehab.db_types import utc_now
 from telerehab.errors import Throttled, ValidationFailed
-from telerehab.extensions import db
-from telerehab.web import form_payload
+from telerehab.web.forms import actor, is_htmx_partial, load_form
 
 bp = Blueprint("accounts", __name__, template_folder="templates")
-
-
-def actor() -> Actor:
-    return Actor(user=current_user._get_current_object(), ip_address=request.remote_addr)
 
 
 def _safe_next(target: str | None) -> str:
@@ -112,45 +103,6 @@ def account():
 PAGE_SIZE = 25
 
 
-def form_errors(messages: dict) -> dict[str, list[str]]:
-    """marshmallow's (possibly nested) messages as field -> flat list, for the form macros.
-
-    List fields give {index: [...]} and nested ones {index: {field: [...]}}: each becomes
-    "Line N: message", since those fields are entered one item per line.
-    """
-    errors: dict[str, list[str]] = {}
-    for name, value in messages.items():
-        errors["form" if name == "_schema" else str(name)] = _flatten(value, "")
-    return errors
-
-
-def _flatten(value, prefix: str) -> list[str]:
-    if isinstance(value, str):
-        return [prefix + value]
-    if isinstance(value, dict):
-        out: list[str] = []
-        for key, inner in value.items():
-            out += _flatten(inner, f"Line {key + 1}: " if isinstance(key, int) else prefix)
-        return out
-    return [message for item in value for message in _flatten(item, prefix)]
-
-
-def load_form(schema, *, lists: tuple[str, ...] = (), adjust=None) -> dict:
-    """Validate the submitted form with `schema`; raises ValidationFailed with field messages."""
-    payload = form_payload(request.form, schema, lists=lists)
-    if adjust is not None:
-        payload = adjust(payload)
-    try:
-        return schema.load(payload)
-    except MarshmallowValidationError as error:
-        raise ValidationFailed(form_errors(error.messages)) from None
-
-
-def is_htmx_partial() -> bool:
-    """An htmx swap (not a history restore, which needs the whole page)."""
-    return bool(request.headers.get("HX-Request")) and not request.headers.get("HX-History-Restore-Request")
-
-
 def _form_values(obj, names) -> dict[str, str]:
     values = {}
     for name in names:
@@ -161,24 +113,11 @@ def _form_values(obj, names) -> dict[str, str]:
 
 # ---------------------------------------------------------------- patients
 
-def _latest_episodes(patient_ids: list[int]) -> dict[int, Episode]:
-    """The most recent episode of each listed patient (read only; the patients are already scoped)."""
-    if not patient_ids:
-        return {}
-    latest: dict[int, Episode] = {}
-    for episode in db.session.scalars(
-        select(Episode).where(Episode.patient_id.in_(patient_ids))
-        .order_by(Episode.patient_id, Episode.start_date.desc(), Episode.id.desc())
-    ):
-        latest.setdefault(episode.patient_id, episode)
-    return latest
-
-
 @bp.route("/patients")
 @login_required
 def patient_list():
     query = request.args.get("q", "").strip()[:100]
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = min(max(1, request.args.get("page", 1, type=int) or 1), 100_000)
     # "Mine only" is for therapists and on by default for them. The form sends a hidden mine=0
     # before the checkbox, so the last value says whether the box is ticked.
     can_filter_mine = current_user.role == Role.THERAPIST
@@ -190,7 +129,7 @@ def patient_list():
     )
     context = {
         "result": result, "query": query, "mine": mine, "can_filter_mine": can_filter_mine,
-        "latest": _latest_episodes([p.id for p in result.items]),
+        "latest": careplan_operations.latest_episodes(actor(), result.items),
         "can_add": has_permission(current_user, Permission.EDIT_PATIENT),
         "show_clinic": current_user.clinic_id is None,
     }
@@ -250,7 +189,7 @@ def patient_new():
     return _patient_form(patient=None, values=values, errors={}, status=200)
 
 
-@bp.route("/patients/<int:patient_id>/edit", methods=["GET", "POST"])
+@bp.route("/patients/<id:patient_id>/edit", methods=["GET", "POST"])
 @login_required
 def patient_edit(patient_id: int):
     patient = operations.get_patient(actor(), patient_id, now=utc_now())
@@ -291,13 +230,13 @@ CONSENT_LABELS = {
 }
 
 
-@bp.route("/patients/<int:patient_id>")
+@bp.route("/patients/<id:patient_id>")
 @login_required
 def patient_detail(patient_id: int):
     return _patient_page(patient_id)
 
 
-@bp.route("/patients/<int:patient_id>/consents", methods=["POST"])
+@bp.route("/patients/<id:patient_id>/consents", methods=["POST"])
 @login_required
 def consent_record(patient_id: int):
     try:
@@ -310,7 +249,7 @@ def consent_record(patient_id: int):
     return redirect(url_for("accounts.patient_detail", patient_id=patient_id, _anchor="consent"))
 
 
-@bp.route("/consents/<int:consent_id>/revoke", methods=["POST"])
+@bp.route("/consents/<id:consent_id>/revoke", methods=["POST"])
 @login_required
 def consent_revoke(consent_id: int):
     patient_id = request.form.get("patient_id", type=int)
@@ -325,7 +264,7 @@ def consent_revoke(consent_id: int):
     return redirect(url_for("accounts.patient_detail", patient_id=consent.patient_id, _anchor="consent"))
 
 
-@bp.route("/patients/<int:patient_id>/portal-access", methods=["POST"])
+@bp.route("/patients/<id:patient_id>/portal-access", methods=["POST"])
 @login_required
 def portal_access(patient_id: int):
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask, g, jsonify, request
 from flask_smorest import Blueprint
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from telerehab.accounts.operations import Actor, user_for_token
 from telerehab.db_types import utc_now
@@ -45,6 +46,9 @@ def _authenticate():
         return problem(401, "Unauthorized", "Send a valid personal API token as a Bearer token.",
                        headers={"WWW-Authenticate": 'Bearer realm="telerehab"'})
     g.api_actor = Actor(user=user, ip_address=request.remote_addr)
+    if request.method in {"POST", "PUT", "PATCH"} and not (request.is_json and request.content_length):
+        # Every write takes a JSON document; a missing body must not read as "change nothing".
+        return problem(415, "Unsupported Media Type", "Send the request body as application/json.")
     return None
 
 
@@ -97,7 +101,22 @@ def _handle_domain_error(error: DomainError):
 _TITLES = {403: "Forbidden", 404: "Not Found", 429: "Too Many Requests", 400: "Bad Request"}
 
 
+class RecordId(IntegerConverter):
+    """`<id:name>` in page and API routes: a positive 32-bit row id.
+
+    Anything larger cannot be a row (the id columns are INTEGER), so it is a plain 404 instead of a
+    database overflow error.
+    """
+
+    MAX = 2**31 - 1
+
+    def __init__(self, url_map):
+        super().__init__(url_map, min=1, max=self.MAX)
+
+
 def init_app(app: Flask) -> None:
+    app.url_map.converters["id"] = RecordId
+    api.register_converter(RecordId, lambda _: {"type": "integer", "minimum": 1, "maximum": RecordId.MAX})
     app.config.setdefault("API_SPEC_OPTIONS", {
         "info": {"description": "telerehab: hybrid clinic and video physical therapy with RTM."},
         "components": {"securitySchemes": SECURITY_SCHEMES},

@@ -1,7 +1,7 @@
 """/api/v1: episodes of care (plans of care)."""
 
 from flask.views import MethodView
-from marshmallow import fields, post_dump
+from marshmallow import RAISE, fields, post_dump
 
 from telerehab.api import current_actor, make_blueprint
 from telerehab.careplans import operations
@@ -32,7 +32,7 @@ class EpisodeOutPageSchema(EpisodePageSchema):
 
 @blp.route("/episodes")
 class Episodes(MethodView):
-    @blp.arguments(EpisodeListArgsSchema, location="query")
+    @blp.arguments(EpisodeListArgsSchema, location="query", unknown=RAISE)  # a misspelt filter is an error, not ignored
     @blp.response(200, EpisodeOutPageSchema)
     def get(self, args):
         """Episodes you may see; `q` searches title and patient name."""
@@ -42,7 +42,7 @@ class Episodes(MethodView):
         )
 
 
-@blp.route("/patients/<int:patient_id>/episodes")
+@blp.route("/patients/<id:patient_id>/episodes")
 class PatientEpisodes(MethodView):
     @blp.response(200, EpisodeOutSchema(many=True))
     def get(self, patient_id):
@@ -55,7 +55,7 @@ class PatientEpisodes(MethodView):
         return operations.create_episode(current_actor(), patient_id, data, now=utc_now())
 
 
-@blp.route("/episodes/<int:episode_id>")
+@blp.route("/episodes/<id:episode_id>")
 class EpisodeById(MethodView):
     @blp.response(200, EpisodeOutSchema)
     def get(self, episode_id):

@@ -24,6 +24,7 @@ from telerehab.careplans.rules import (
     discharge_problems,
     normalise_icd10,
 )
+from telerehab.db_types import contains_text
 from telerehab.errors import NotFound, ValidationFailed
 from telerehab.extensions import db
 
@@ -151,10 +152,9 @@ def search_episodes(
     require_permission(actor.user, Permission.VIEW_EPISODE)
     statement = patient_scope(actor.user, select(Episode).join(Patient, Episode.patient_id == Patient.id))
     if query:
-        like = f"%{query.strip().lower()}%"
         statement = statement.where(or_(
-            func.lower(Episode.title).like(like),
-            func.lower(Patient.first_name + " " + Patient.last_name).like(like),
+            contains_text(Episode.title, query),
+            contains_text(Patient.first_name + " " + Patient.last_name, query),
         ))
     if status:
         statement = statement.where(Episode.status == status)
@@ -167,3 +167,17 @@ def search_episodes(
         audit(actor, "list", "episode", episode.id, now=now, patient_id=episode.patient_id)
     db.session.commit()
     return Page(items=episodes, total=total, page=page, page_size=page_size)
+
+
+def latest_episodes(actor: Actor, patients: list[Patient]) -> dict[int, Episode]:
+    """The most recent episode of each of `patients` (already read, and audited, by the caller)."""
+    for patient in patients:
+        require_patient(actor.user, patient, Permission.VIEW_EPISODE)
+    latest: dict[int, Episode] = {}
+    if patients:
+        for episode in db.session.scalars(
+            select(Episode).where(Episode.patient_id.in_([p.id for p in patients]))
+            .order_by(Episode.patient_id, Episode.start_date.desc(), Episode.id.desc())
+        ):
+            latest.setdefault(episode.patient_id, episode)
+    return latest

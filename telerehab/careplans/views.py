@@ -16,7 +16,6 @@ from flask_login import current_user, login_required
 from telerehab.accounts import operations as account_operations
 from telerehab.accounts.policy import Permission, has_permission, require_permission
 from telerehab.accounts.rules import Role
-from telerehab.accounts.views import actor, load_form
 from telerehab.careplans import operations
 from telerehab.careplans.models import Episode
 from telerehab.careplans.rules import (
@@ -28,6 +27,7 @@ from telerehab.careplans.rules import (
 from telerehab.careplans.schemas import EpisodeWriteSchema
 from telerehab.db_types import utc_now
 from telerehab.errors import ValidationFailed
+from telerehab.web.forms import actor, load_form
 
 bp = Blueprint("careplans", __name__, template_folder="templates")
 
@@ -104,7 +104,7 @@ def _episode_form(*, patient, episode, values, errors, status):
     ), status
 
 
-@bp.route("/patients/<int:patient_id>/episodes/new", methods=["GET", "POST"])
+@bp.route("/patients/<id:patient_id>/episodes/new", methods=["GET", "POST"])
 @login_required
 def episode_new(patient_id: int):
     patient = account_operations.get_patient(actor(), patient_id, now=utc_now())
@@ -123,7 +123,7 @@ def episode_new(patient_id: int):
     return _episode_form(patient=patient, episode=None, values=values, errors={}, status=200)
 
 
-@bp.route("/episodes/<int:episode_id>/edit", methods=["GET", "POST"])
+@bp.route("/episodes/<id:episode_id>/edit", methods=["GET", "POST"])
 @login_required
 def episode_edit(episode_id: int):
     episode = operations.get_episode(actor(), episode_id, now=utc_now())
@@ -140,7 +140,7 @@ def episode_edit(episode_id: int):
                          status=200)
 
 
-@bp.route("/episodes/<int:episode_id>")
+@bp.route("/episodes/<id:episode_id>")
 @login_required
 def episode_detail(episode_id: int):
     episode = operations.get_episode(actor(), episode_id, now=utc_now())

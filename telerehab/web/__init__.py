@@ -6,7 +6,6 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Flask, Response, render_template, request
-from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 
 from telerehab.errors import DomainError
@@ -73,30 +72,3 @@ def handle_page_error(error: Exception):
     response.status_code = status
     response.content_type = "text/html; charset=utf-8"
     return response
-
-
-def form_payload(form: MultiDict, schema, *, lists: tuple[str, ...] = ()) -> dict:
-    """Turn submitted form fields into the payload a marshmallow schema loads.
-
-    Blank fields count as not given (None for nullable fields); `lists` fields take every line of a
-    textarea. Integers are converted here because the API schemas are strict about types.
-    """
-    from marshmallow import fields as ma_fields
-
-    payload: dict = {}
-    for name, field in schema.fields.items():
-        if field.dump_only or name not in form:
-            continue
-        if name in lists:
-            payload[name] = [line.strip() for line in form.get(name, "").splitlines() if line.strip()]
-            continue
-        raw = form.get(name, "").strip()
-        if raw == "":
-            if field.allow_none:
-                payload[name] = None
-            continue
-        if isinstance(field, ma_fields.Integer):
-            payload[name] = int(raw) if raw.lstrip("-").isdigit() else raw
-        else:
-            payload[name] = raw
-    return payload
