@@ -75,10 +75,10 @@ def audit(
     detail: str | None = None,
 ) -> None:
     """Add an audit entry to the current transaction (it commits with the change it records)."""
-    db.session.add(_audit_entry(actor, action, record_type, record_id, now, patient_id, detail))
+    db.session.add(audit_entry(actor, action, record_type, record_id, now, patient_id, detail))
 
 
-def _audit_entry(actor, action, record_type, record_id, now, patient_id=None, detail=None) -> AuditEntry:
+def audit_entry(actor, action, record_type, record_id, now, patient_id=None, detail=None) -> AuditEntry:
     return AuditEntry(
         at=now,
         actor_id=actor.user.id if actor.user else None,
@@ -95,7 +95,7 @@ def _audit_entry(actor, action, record_type, record_id, now, patient_id=None, de
 def audit_patient_reads(actor: Actor, action: str, patients: list[Patient], *, now: datetime) -> None:
     """One entry per patient shown, committed at once: reads leave a trace like writes do."""
     db.session.add_all(
-        _audit_entry(actor, action, "patient", p.id, now, patient_id=p.id) for p in patients
+        audit_entry(actor, action, "patient", p.id, now, patient_id=p.id) for p in patients
     )
     db.session.commit()
 
@@ -270,16 +270,22 @@ TOKEN_PREFIX = "trk_"  # noqa: S105 (a public prefix, not a secret)
 
 
 def hash_token(token: str) -> str:
-    # Tokens are 256-bit random, so a fast hash is enough: there is nothing to brute-force.
+    # Tokens are 192 bits or more of randomness, so a fast hash is enough: nothing to brute-force.
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def new_secret_token(prefix: str) -> tuple[str, str]:
+    """A random bearer secret and the hash that is all the database keeps of it."""
+    token = prefix + secrets.token_urlsafe(32)
+    return token, hash_token(token)
+
+
 def create_api_token(actor: Actor, name: str, *, expires_in_days: int | None, now: datetime) -> tuple[str, ApiToken]:
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token, token_hash = new_secret_token(TOKEN_PREFIX)
     record = ApiToken(
         user_id=actor.user.id,
         name=name,
-        token_hash=hash_token(token),
+        token_hash=token_hash,
         prefix=token[: len(TOKEN_PREFIX) + 6],
         created_at=now,
         expires_at=now + timedelta(days=expires_in_days) if expires_in_days else None,

@@ -23,6 +23,11 @@ class Permission(StrEnum):
     VIEW_EPISODE = "view_episode"
     EDIT_EPISODE = "edit_episode"  # the plan of care is the PT's: never an assistant's or admin's
     VIEW_CLINICAL_NOTES = "view_clinical_notes"
+    VIEW_VISITS = "view_visits"
+    SCHEDULE_VISITS = "schedule_visits"
+    DOCUMENT_VISITS = "document_visits"  # write and sign visit notes and services
+    COSIGN_NOTES = "cosign_notes"  # the supervising PT co-signs an assistant's note
+    MANAGE_CARE_SETTINGS = "manage_care_settings"
     MANAGE_USERS = "manage_users"
     MANAGE_CLINICS = "manage_clinics"
     VIEW_AUDIT_LOG = "view_audit_log"
@@ -32,19 +37,24 @@ _ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset({
         Permission.VIEW_PATIENT, Permission.EDIT_PATIENT, Permission.RECORD_CONSENT,
         Permission.VIEW_EPISODE, Permission.MANAGE_USERS, Permission.MANAGE_CLINICS,
-        Permission.VIEW_AUDIT_LOG,
+        Permission.VIEW_AUDIT_LOG, Permission.VIEW_VISITS, Permission.SCHEDULE_VISITS,
+        Permission.MANAGE_CARE_SETTINGS,
     }),
     Role.THERAPIST: frozenset({
         Permission.VIEW_PATIENT, Permission.EDIT_PATIENT, Permission.RECORD_CONSENT,
         Permission.VIEW_EPISODE, Permission.EDIT_EPISODE, Permission.VIEW_CLINICAL_NOTES,
+        Permission.VIEW_VISITS, Permission.SCHEDULE_VISITS, Permission.DOCUMENT_VISITS,
+        Permission.COSIGN_NOTES,
     }),
     Role.ASSISTANT: frozenset({
         Permission.VIEW_PATIENT, Permission.EDIT_PATIENT, Permission.RECORD_CONSENT,
-        Permission.VIEW_EPISODE, Permission.VIEW_CLINICAL_NOTES,
+        Permission.VIEW_EPISODE, Permission.VIEW_CLINICAL_NOTES, Permission.VIEW_VISITS,
+        Permission.SCHEDULE_VISITS, Permission.DOCUMENT_VISITS,
     }),
-    Role.BILLING: frozenset({Permission.VIEW_PATIENT, Permission.VIEW_EPISODE}),
+    # Visits and their charges, never the notes.
+    Role.BILLING: frozenset({Permission.VIEW_PATIENT, Permission.VIEW_EPISODE, Permission.VIEW_VISITS}),
     # A patient's own records only; scoping below makes "own" true.
-    Role.PATIENT: frozenset({Permission.VIEW_PATIENT, Permission.VIEW_EPISODE}),
+    Role.PATIENT: frozenset({Permission.VIEW_PATIENT, Permission.VIEW_EPISODE, Permission.VIEW_VISITS}),
 }
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time
 
-from sqlalchemy import Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text, Time, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from telerehab.accounts.models import Clinic, Patient, User
@@ -75,3 +75,179 @@ class EpisodeGoal(db.Model):
     target_date: Mapped[date | None] = mapped_column(Date)
 
     __table_args__ = (UniqueConstraint("episode_id", "position"),)
+
+
+class CareSettings(db.Model):
+    """Per-clinic choices of the scheduling and documentation rules (defaults from issue 3)."""
+
+    __tablename__ = "care_settings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), unique=True)
+    initial_evaluation_in_clinic: Mapped[bool] = mapped_column(default=True)
+    progress_every_treatment_visits: Mapped[int] = mapped_column(default=10)
+    progress_in_clinic: Mapped[bool] = mapped_column(default=True)
+    discharge_in_clinic: Mapped[bool] = mapped_column(default=True)
+    one_visit_per_patient_per_day: Mapped[bool] = mapped_column(default=True)
+    allow_beyond_certification: Mapped[bool] = mapped_column(default=False)
+    assistant_notes_need_cosign: Mapped[bool] = mapped_column(default=True)
+    visit_minutes: Mapped[int] = mapped_column(default=45)
+    # Whether this clinic's telehealth lines carry modifier 95 (a payer-level toggle in billing).
+    telehealth_modifier_95: Mapped[bool] = mapped_column(default=True)
+
+
+class ClinicClosure(db.Model):
+    __tablename__ = "clinic_closures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
+    day: Mapped[date] = mapped_column(Date)
+    reason: Mapped[str] = mapped_column(String(200))
+
+    __table_args__ = (UniqueConstraint("clinic_id", "day"),)
+
+
+class WorkingHours(db.Model):
+    """A clinician's weekly hours, in the clinic's local time."""
+
+    __tablename__ = "working_hours"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    weekday: Mapped[int] = mapped_column(Integer)  # 0 = Monday
+    starts: Mapped[time] = mapped_column(Time)
+    ends: Mapped[time] = mapped_column(Time)
+
+
+class Recertification(db.Model):
+    """A further certification period of the same plan of care."""
+
+    __tablename__ = "recertifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    episode_id: Mapped[int] = mapped_column(ForeignKey("episodes.id"), index=True)
+    certification_start: Mapped[date] = mapped_column(Date)
+    certification_end: Mapped[date] = mapped_column(Date)
+    certifying_physician_name: Mapped[str] = mapped_column(String(200))
+    certifying_physician_npi: Mapped[str] = mapped_column(String(10))
+    certification_signed_on: Mapped[date | None] = mapped_column(Date)
+    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Visit(db.Model):
+    __tablename__ = "visits"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    episode_id: Mapped[int] = mapped_column(ForeignKey("episodes.id"), index=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
+    clinician_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    modality: Mapped[str] = mapped_column(String(10))
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(12))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    room: Mapped[str | None] = mapped_column(String(50))
+    beyond_certification: Mapped[bool] = mapped_column(default=False)
+    cancel_reason: Mapped[str | None] = mapped_column(Text)
+    status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    rescheduled_from_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    episode: Mapped[Episode] = relationship()
+    patient: Mapped[Patient] = relationship()
+    clinic: Mapped[Clinic] = relationship()
+    clinician: Mapped[User] = relationship()
+    note: Mapped[VisitNote | None] = relationship(back_populates="visit")
+    services: Mapped[list[ServiceLine]] = relationship(
+        back_populates="visit", order_by="ServiceLine.id", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (
+        Index("ix_visits_clinician_starts_at", "clinician_id", "starts_at"),
+        Index("ix_visits_clinic_starts_at", "clinic_id", "starts_at"),
+    )
+
+
+class VideoSlotOffer(db.Model):
+    """After a clinic visit is cancelled: the nearest free video slot that week, one tap to accept."""
+
+    __tablename__ = "video_slot_offers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cancelled_visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id"), unique=True)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    accepted_visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id"))
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    cancelled_visit: Mapped[Visit] = relationship(foreign_keys=[cancelled_visit_id])
+
+
+class VisitNote(db.Model):
+    """SOAP note; locked once signed (and co-signed where the clinic requires it)."""
+
+    __tablename__ = "visit_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id"), unique=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    subjective: Mapped[str] = mapped_column(Text, default="")
+    objective: Mapped[str] = mapped_column(Text, default="")
+    assessment: Mapped[str] = mapped_column(Text, default="")
+    plan: Mapped[str] = mapped_column(Text, default="")
+    signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cosigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cosigned_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    visit: Mapped[Visit] = relationship(back_populates="note")
+    author: Mapped[User] = relationship(foreign_keys=[author_id])
+    cosigned_by: Mapped[User | None] = relationship(foreign_keys=[cosigned_by_id])
+    addenda: Mapped[list[NoteAddendum]] = relationship(order_by="NoteAddendum.created_at")
+
+
+class NoteAddendum(db.Model):
+    __tablename__ = "note_addenda"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    note_id: Mapped[int] = mapped_column(ForeignKey("visit_notes.id"), index=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    author: Mapped[User] = relationship()
+
+
+class ServiceLine(db.Model):
+    """A CPT service performed at a visit; units, POS and modifiers are derived by the rules."""
+
+    __tablename__ = "service_lines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id"), index=True)
+    cpt_code: Mapped[str] = mapped_column(String(5))
+    minutes: Mapped[int] = mapped_column(Integer)
+    assistant_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    units: Mapped[int] = mapped_column(Integer)
+    place_of_service: Mapped[str] = mapped_column(String(2))
+    modifiers: Mapped[str] = mapped_column(String(20))  # space-separated, in claim order
+
+    visit: Mapped[Visit] = relationship(back_populates="services")
+
+    __table_args__ = (UniqueConstraint("visit_id", "cpt_code"),)
+
+
+class CalendarFeed(db.Model):
+    """A secret, revocable ICS address per user; only the token's hash is kept."""
+
+    __tablename__ = "calendar_feeds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.orm import selectinload
 
-from telerehab.accounts.models import Patient, User
-from telerehab.accounts.operations import Actor, Page, audit
+from telerehab.accounts.models import AuditEntry, Patient, User
+from telerehab.accounts.operations import Actor, Page, audit, audit_entry, hash_token, new_secret_token
 from telerehab.accounts.policy import (
     Permission,
     has_permission,
@@ -16,16 +18,51 @@ from telerehab.accounts.policy import (
     require_patient,
     require_permission,
 )
-from telerehab.accounts.rules import Role
-from telerehab.careplans.models import Episode, EpisodeDiagnosis, EpisodeGoal
+from telerehab.accounts.rules import CLINICAL_ROLES, Role
+from telerehab.careplans.models import (
+    CalendarFeed,
+    CareSettings,
+    ClinicClosure,
+    Episode,
+    EpisodeDiagnosis,
+    EpisodeGoal,
+    NoteAddendum,
+    Recertification,
+    ServiceLine,
+    VideoSlotOffer,
+    Visit,
+    VisitNote,
+    WorkingHours,
+)
 from telerehab.careplans.rules import (
+    DEFAULT_WORKING_HOURS,
+    Alert,
+    CadencePolicy,
+    CadenceProposal,
+    CadenceRequest,
     EpisodeStatus,
+    Modality,
+    PlanFacts,
+    ServiceMinutes,
+    VisitKind,
+    VisitStatus,
+    cadence_request_problems,
     certification_problems,
+    clinician_problem,
     discharge_problems,
+    interval_problem,
+    line_modifiers,
+    nearest_free_slot,
     normalise_icd10,
+    overlaps,
+    place_of_service,
+    plan_alerts,
+    propose_cadence,
+    timed_units,
+    transition_problem,
 )
 from telerehab.db_types import contains_text
-from telerehab.errors import NotFound, ValidationFailed
+from telerehab.errors import Forbidden, NotFound, ValidationFailed, field_errors
 from telerehab.extensions import db
 
 _SCALAR_FIELDS = (
@@ -181,3 +218,624 @@ def latest_episodes(actor: Actor, patients: list[Patient]) -> dict[int, Episode]
         ):
             latest.setdefault(episode.patient_id, episode)
     return latest
+
+
+# ================================================================ visits
+#
+# Scheduling, status changes, the video slot offered when a clinic visit is cancelled, notes with
+# signatures and addenda, services with their derived units, POS and modifiers, plan tracking.
+
+ACTIVE_VISIT_STATUSES = (VisitStatus.SCHEDULED, VisitStatus.CHECKED_IN, VisitStatus.IN_PROGRESS,
+                         VisitStatus.COMPLETED)
+OFFER_TOKEN_PREFIX = "vso_"  # noqa: S105 (a public prefix, not a secret)
+
+
+def care_settings(clinic_id: int) -> CareSettings:
+    """The clinic's rule choices; a clinic that never changed them gets the defaults."""
+    settings = db.session.scalar(select(CareSettings).where(CareSettings.clinic_id == clinic_id))
+    if settings is None:
+        settings = CareSettings(clinic_id=clinic_id)
+        for column in CareSettings.__table__.columns:
+            if column.default is not None and getattr(settings, column.key) is None:
+                setattr(settings, column.key, column.default.arg)
+    return settings
+
+
+def cadence_policy(settings: CareSettings) -> CadencePolicy:
+    return CadencePolicy(
+        initial_evaluation_in_clinic=settings.initial_evaluation_in_clinic,
+        progress_every_treatment_visits=settings.progress_every_treatment_visits,
+        progress_in_clinic=settings.progress_in_clinic,
+        discharge_in_clinic=settings.discharge_in_clinic,
+        one_visit_per_patient_per_day=settings.one_visit_per_patient_per_day,
+        allow_beyond_certification=settings.allow_beyond_certification,
+    )
+
+
+def working_hours_of(user_id: int) -> dict[int, tuple[tuple[time, time], ...]]:
+    rows = db.session.scalars(select(WorkingHours).where(WorkingHours.user_id == user_id)).all()
+    if not rows:
+        return DEFAULT_WORKING_HOURS
+    hours: dict[int, list[tuple[time, time]]] = {}
+    for row in sorted(rows, key=lambda r: (r.weekday, r.starts)):
+        hours.setdefault(row.weekday, []).append((row.starts, row.ends))
+    return {weekday: tuple(intervals) for weekday, intervals in hours.items()}
+
+
+def _busy_intervals(clinician_id: int, start: datetime, end: datetime, *, except_visit_id: int | None = None):
+    query = select(Visit.starts_at, Visit.ends_at).where(
+        Visit.clinician_id == clinician_id, Visit.status.in_(ACTIVE_VISIT_STATUSES),
+        Visit.starts_at < end, Visit.ends_at > start,
+    )
+    if except_visit_id is not None:
+        query = query.where(Visit.id != except_visit_id)
+    return [(s, e) for s, e in db.session.execute(query)]
+
+
+def _patient_visit_days(patient_id: int, zone: ZoneInfo, *, except_visit_id: int | None = None) -> set[date]:
+    query = select(Visit.starts_at).where(Visit.patient_id == patient_id, Visit.status.in_(ACTIVE_VISIT_STATUSES))
+    if except_visit_id is not None:
+        query = query.where(Visit.id != except_visit_id)
+    return {starts.astimezone(zone).date() for starts in db.session.scalars(query)}
+
+
+def _closures(clinic_id: int) -> frozenset[date]:
+    return frozenset(db.session.scalars(select(ClinicClosure.day).where(ClinicClosure.clinic_id == clinic_id)))
+
+
+def certified_until(episode: Episode) -> date | None:
+    """The last certified day: the latest recertification's end, else the plan's own."""
+    ends = [r.certification_end for r in _recertifications(episode.id)]
+    if episode.certification_end is not None:
+        ends.append(episode.certification_end)
+    return max(ends) if ends else None
+
+
+def _recertifications(episode_id: int) -> list[Recertification]:
+    return list(db.session.scalars(select(Recertification).where(Recertification.episode_id == episode_id)))
+
+
+def _clinician(actor: Actor, clinician_id: int, clinic_id: int) -> User:
+    clinician = db.session.get(User, clinician_id)
+    if clinician is None or clinician.clinic_id != clinic_id or not clinician.is_active \
+            or clinician.role not in {Role.THERAPIST, Role.ASSISTANT}:
+        raise ValidationFailed({"clinician_id": ["Choose an active therapist or assistant of this clinic."]})
+    return clinician
+
+
+def preview_cadence(actor: Actor, episode_id: int, options: dict[str, Any], *, now: datetime) -> CadenceProposal:
+    """The proposed series for an episode (nothing is written): the therapist edits, then confirms."""
+    episode = _load(actor, episode_id, Permission.SCHEDULE_VISITS)
+    settings = care_settings(episode.clinic_id)
+    clinician_id = options.get("clinician_id") or episode.therapist_id
+    _clinician(actor, clinician_id, episode.clinic_id)
+    zone = ZoneInfo(episode.clinic.timezone)
+    start_date = options.get("start_date") or max(episode.start_date, now.astimezone(zone).date())
+    horizon_start = datetime.combine(start_date, time(0), zone)
+    horizon_end = horizon_start + timedelta(weeks=episode.duration_weeks + 1)
+    request = CadenceRequest(
+        start_date=start_date,
+        frequency_per_week=episode.frequency_per_week,
+        duration_weeks=episode.duration_weeks,
+        certification_end=certified_until(episode),
+        recertification_recorded=bool(_recertifications(episode.id)),
+        modality_pattern=tuple(Modality(m) for m in options["modality_pattern"]),
+        preferred_weekdays=tuple(options["preferred_weekdays"]),
+        preferred_start=options["preferred_start"],
+        visit_minutes=options.get("visit_minutes") or settings.visit_minutes,
+        clinic_timezone=episode.clinic.timezone,
+        working_hours=working_hours_of(clinician_id),
+        therapist_busy=tuple(_busy_intervals(clinician_id, horizon_start, horizon_end)),
+        patient_visit_dates=frozenset(_patient_visit_days(episode.patient_id, zone)),
+        closures=_closures(episode.clinic_id),
+        policy=cadence_policy(settings),
+    )
+    problems = cadence_request_problems(request)
+    if problems:
+        raise ValidationFailed({field: [message] for field, message in problems.items()})
+    return propose_cadence(request)
+
+
+def _slot_problems(
+    episode: Episode, clinician: User, kind: VisitKind, starts_at: datetime, ends_at: datetime, *,
+    except_visit_id: int | None = None, taken_days: set[date] = frozenset(),
+    taken_intervals: list[tuple[datetime, datetime]] = (),
+) -> tuple[dict[str, str], bool]:
+    """Problems with placing one visit, and whether it falls after the certified period."""
+    problems: dict[str, str] = {}
+    settings = care_settings(episode.clinic_id)
+    interval = interval_problem(starts_at, ends_at)
+    if interval:
+        return {"ends_at": interval}, False
+    who = clinician_problem(kind, clinician.role)
+    if who:
+        problems["clinician_id"] = who
+    zone = ZoneInfo(episode.clinic.timezone)
+    day = starts_at.astimezone(zone).date()
+    if day in _closures(episode.clinic_id):
+        problems["starts_at"] = f"The clinic is closed on {day:%Y-%m-%d}."
+    clashes = _busy_intervals(clinician.id, starts_at, ends_at, except_visit_id=except_visit_id)
+    if clashes or any(overlaps(starts_at, ends_at, s, e) for s, e in taken_intervals):
+        problems["starts_at"] = f"{clinician.full_name} already has a visit at that time."
+    if settings.one_visit_per_patient_per_day and (
+        day in _patient_visit_days(episode.patient_id, zone, except_visit_id=except_visit_id) or day in taken_days
+    ):
+        problems["starts_at"] = f"The patient already has a visit on {day:%Y-%m-%d}."
+    if day < episode.start_date:
+        problems["starts_at"] = "The visit falls before the episode starts."
+    certified = certified_until(episode)
+    beyond = certified is not None and day > certified
+    if beyond and not (settings.allow_beyond_certification or _recertifications(episode.id)):
+        problems["starts_at"] = (
+            f"The visit falls after the certified period ({certified:%Y-%m-%d}); record a recertification first.")
+    return problems, beyond
+
+
+def _new_visit(episode: Episode, clinician: User, data: dict[str, Any], beyond: bool, now: datetime) -> Visit:
+    return Visit(
+        episode_id=episode.id, patient_id=episode.patient_id, clinic_id=episode.clinic_id,
+        clinician_id=clinician.id, modality=data["modality"], kind=data["kind"], status=VisitStatus.SCHEDULED,
+        starts_at=data["starts_at"], ends_at=data["ends_at"],
+        room=data.get("room") if data["modality"] == Modality.IN_CLINIC else None,
+        beyond_certification=beyond, status_changed_at=now, created_at=now,
+    )
+
+
+def _ensure_schedulable(episode: Episode) -> None:
+    if episode.status == EpisodeStatus.DISCHARGED:
+        raise ValidationFailed({"episode": ["The episode is discharged: open a new one to schedule visits."]})
+
+
+def confirm_cadence(
+    actor: Actor, episode_id: int, visits: list[dict[str, Any]], *, clinician_id: int | None, now: datetime
+) -> list[Visit]:
+    """Write the series the therapist confirmed (as proposed or edited): all of it, or none."""
+    episode = _load(actor, episode_id, Permission.SCHEDULE_VISITS)
+    _ensure_schedulable(episode)
+    clinician = _clinician(actor, clinician_id or episode.therapist_id, episode.clinic_id)
+    if not visits:
+        raise ValidationFailed({"visits": ["Confirm at least one visit."]})
+    zone = ZoneInfo(episode.clinic.timezone)
+    errors: dict[str, list[str]] = {}
+    created: list[Visit] = []
+    taken_days: set[date] = set()
+    taken: list[tuple[datetime, datetime]] = []
+    for number, data in enumerate(sorted(visits, key=lambda v: v["starts_at"]), start=1):
+        problems, beyond = _slot_problems(episode, clinician, VisitKind(data["kind"]), data["starts_at"],
+                                          data["ends_at"], taken_days=taken_days, taken_intervals=taken)
+        for field_name, message in problems.items():
+            errors.setdefault(f"visits.{number}.{field_name}", []).append(message)
+        taken_days.add(data["starts_at"].astimezone(zone).date())
+        taken.append((data["starts_at"], data["ends_at"]))
+        created.append(_new_visit(episode, clinician, data, beyond, now))
+    if errors:
+        raise ValidationFailed(errors)
+    db.session.add_all(created)
+    db.session.flush()
+    audit(actor, "schedule_series", "episode", episode.id, now=now, patient_id=episode.patient_id,
+          detail="visits=" + ",".join(str(v.id) for v in created))
+    db.session.commit()
+    return created
+
+
+def schedule_visit(actor: Actor, episode_id: int, data: dict[str, Any], *, now: datetime) -> Visit:
+    episode = _load(actor, episode_id, Permission.SCHEDULE_VISITS)
+    _ensure_schedulable(episode)
+    clinician = _clinician(actor, data.get("clinician_id") or episode.therapist_id, episode.clinic_id)
+    problems, beyond = _slot_problems(episode, clinician, VisitKind(data["kind"]), data["starts_at"], data["ends_at"])
+    field_errors(problems)
+    visit = _new_visit(episode, clinician, data, beyond, now)
+    db.session.add(visit)
+    db.session.flush()
+    audit(actor, "schedule", "visit", visit.id, now=now, patient_id=visit.patient_id)
+    db.session.commit()
+    return visit
+
+
+def _load_visit(actor: Actor, visit_id: int, permission: Permission) -> Visit:
+    visit = db.session.get(Visit, visit_id)
+    if visit is None:
+        raise NotFound("No such visit.")
+    require_patient(actor.user, visit.patient, permission)
+    return visit
+
+
+def get_visit(actor: Actor, visit_id: int, *, now: datetime) -> Visit:
+    visit = _load_visit(actor, visit_id, Permission.VIEW_VISITS)
+    audit(actor, "read", "visit", visit.id, now=now, patient_id=visit.patient_id)
+    db.session.commit()
+    return visit
+
+
+def reschedule_visit(actor: Actor, visit_id: int, starts_at: datetime, ends_at: datetime, *, now: datetime) -> Visit:
+    visit = _load_visit(actor, visit_id, Permission.SCHEDULE_VISITS)
+    if visit.status not in (VisitStatus.SCHEDULED, VisitStatus.CHECKED_IN):
+        raise ValidationFailed({"status": [f"A {visit.status.replace('_', ' ')} visit cannot be moved."]})
+    problems, beyond = _slot_problems(visit.episode, visit.clinician, VisitKind(visit.kind), starts_at, ends_at,
+                                      except_visit_id=visit.id)
+    field_errors(problems)
+    before = visit.starts_at
+    visit.starts_at, visit.ends_at, visit.beyond_certification = starts_at, ends_at, beyond
+    visit.status, visit.status_changed_at = VisitStatus.SCHEDULED, now
+    audit(actor, "reschedule", "visit", visit.id, now=now, patient_id=visit.patient_id,
+          detail=f"from={before.isoformat()} to={starts_at.isoformat()}")
+    db.session.commit()
+    return visit
+
+
+def change_visit_status(
+    actor: Actor, visit_id: int, new_status: str, *, reason: str | None = None, now: datetime
+) -> tuple[Visit, str | None]:
+    """Move a visit along its allowed transitions. Cancelling a clinic visit offers the patient the
+    nearest free video slot that week; the second value is the offer's one-tap token, if any."""
+    visit = _load_visit(actor, visit_id, Permission.SCHEDULE_VISITS)
+    new_status = VisitStatus(new_status)
+    if visit.status == new_status:
+        return visit, None  # a retried request changes nothing
+    problem = transition_problem(VisitStatus(visit.status), new_status, modality=Modality(visit.modality))
+    if problem:
+        raise ValidationFailed({"status": [problem]})
+    if new_status == VisitStatus.CANCELLED and not (reason or "").strip():
+        raise ValidationFailed({"reason": ["Say why the visit is cancelled."]})
+    visit.status, visit.status_changed_at = new_status, now
+    if new_status == VisitStatus.CANCELLED:
+        visit.cancel_reason = reason.strip()
+    audit(actor, f"status_{new_status}", "visit", visit.id, now=now, patient_id=visit.patient_id,
+          detail=reason)
+    token = None
+    if new_status == VisitStatus.CANCELLED and visit.modality == Modality.IN_CLINIC:
+        token = _offer_video_slot(visit, now=now)
+    db.session.commit()
+    return visit, token
+
+
+def _offer_video_slot(cancelled: Visit, *, now: datetime) -> str | None:
+    zone = ZoneInfo(cancelled.clinic.timezone)
+    length = cancelled.ends_at - cancelled.starts_at
+    settings = care_settings(cancelled.clinic_id)
+    blocked = set(_closures(cancelled.clinic_id))
+    if settings.one_visit_per_patient_per_day:
+        blocked |= _patient_visit_days(cancelled.patient_id, zone, except_visit_id=cancelled.id)
+    week_start = cancelled.starts_at - timedelta(days=7)
+    slot = nearest_free_slot(
+        cancelled.starts_at, minutes=int(length.total_seconds() // 60), timezone=cancelled.clinic.timezone,
+        working_hours=working_hours_of(cancelled.clinician_id),
+        busy=_busy_intervals(cancelled.clinician_id, week_start, cancelled.starts_at + timedelta(days=7)),
+        blocked_days=frozenset(blocked), not_before=now + timedelta(hours=1),
+    )
+    if slot is None:
+        return None
+    token, token_hash = new_secret_token(OFFER_TOKEN_PREFIX)
+    db.session.add(VideoSlotOffer(
+        cancelled_visit_id=cancelled.id, starts_at=slot[0], ends_at=slot[1], token_hash=token_hash,
+        expires_at=min(slot[0], now + timedelta(days=7)),
+    ))
+    return token
+
+
+def open_offers_for_patient(actor: Actor, patient_id: int, *, now: datetime) -> list[VideoSlotOffer]:
+    require_patient(actor.user, db.session.get(Patient, patient_id), Permission.VIEW_VISITS)
+    return list(db.session.scalars(
+        select(VideoSlotOffer).join(Visit, VideoSlotOffer.cancelled_visit_id == Visit.id)
+        .where(Visit.patient_id == patient_id, VideoSlotOffer.accepted_at.is_(None), VideoSlotOffer.expires_at > now)
+        .order_by(VideoSlotOffer.starts_at)
+    ))
+
+
+def offer_for_token(token: str, *, now: datetime) -> VideoSlotOffer:
+    offer = db.session.scalar(select(VideoSlotOffer).where(VideoSlotOffer.token_hash == hash_token(token)))
+    if offer is None:
+        raise NotFound("This offer link is not valid.")
+    return offer
+
+
+def accept_offer(actor: Actor, offer_id: int, *, now: datetime) -> Visit:
+    """The patient (or staff for them) takes the offered video slot: a new video visit."""
+    offer = db.session.get(VideoSlotOffer, offer_id)
+    if offer is None:
+        raise NotFound("No such offer.")
+    cancelled = offer.cancelled_visit
+    require_patient(actor.user, cancelled.patient, Permission.VIEW_VISITS)
+    if actor.user.role not in (Role.PATIENT, *CLINICAL_ROLES, Role.ADMIN):
+        raise Forbidden("Only the patient or the care team can accept an offer.")
+    if offer.accepted_visit_id is not None:
+        return db.session.get(Visit, offer.accepted_visit_id)  # a second tap changes nothing
+    if offer.expires_at <= now:
+        raise ValidationFailed({"offer": ["This offer has expired; call the clinic to rebook."]})
+    episode = cancelled.episode
+    kind = VisitKind(cancelled.kind)
+    problems, beyond = _slot_problems(episode, cancelled.clinician, kind, offer.starts_at, offer.ends_at)
+    if problems:
+        raise ValidationFailed({"offer": ["This slot has just been taken; call the clinic to rebook."]})
+    visit = _new_visit(episode, cancelled.clinician, {
+        "modality": Modality.VIDEO, "kind": kind, "starts_at": offer.starts_at, "ends_at": offer.ends_at,
+    }, beyond, now)
+    visit.rescheduled_from_id = cancelled.id
+    db.session.add(visit)
+    db.session.flush()
+    offer.accepted_visit_id, offer.accepted_at = visit.id, now
+    audit(actor, "accept_video_offer", "visit", visit.id, now=now, patient_id=visit.patient_id,
+          detail=f"replaces={cancelled.id}")
+    db.session.commit()
+    return visit
+
+
+# ---------------------------------------------------------------- lists and calendars
+
+_VISIT_LOAD = (selectinload(Visit.patient), selectinload(Visit.clinician), selectinload(Visit.episode),
+               selectinload(Visit.clinic))
+
+
+def calendar_visits(
+    actor: Actor, *, clinician_id: int | None, start: datetime, end: datetime, now: datetime
+) -> list[Visit]:
+    """Visits between `start` and `end` that the actor may see, optionally one clinician's."""
+    require_permission(actor.user, Permission.VIEW_VISITS)
+    query = patient_scope(actor.user, select(Visit).join(Patient, Visit.patient_id == Patient.id)).where(
+        Visit.starts_at < end, Visit.ends_at > start)
+    if clinician_id is not None:
+        query = query.where(Visit.clinician_id == clinician_id)
+    visits = list(db.session.scalars(query.options(*_VISIT_LOAD).order_by(Visit.starts_at)))
+    db.session.add_all(_audit_reads(actor, visits, now))
+    db.session.commit()
+    return visits
+
+
+def _audit_reads(actor: Actor, visits: list[Visit], now: datetime) -> list[AuditEntry]:
+    return [audit_entry(actor, "list", "visit", v.id, now, patient_id=v.patient_id) for v in visits]
+
+
+def visits_of_episode(actor: Actor, episode_id: int, *, now: datetime) -> list[Visit]:
+    episode = _load(actor, episode_id, Permission.VIEW_VISITS)
+    visits = list(db.session.scalars(
+        select(Visit).where(Visit.episode_id == episode.id).options(*_VISIT_LOAD).order_by(Visit.starts_at)))
+    db.session.add_all(_audit_reads(actor, visits, now))
+    db.session.commit()
+    return visits
+
+
+def upcoming_visits(actor: Actor, patient_id: int, *, now: datetime) -> list[Visit]:
+    require_patient(actor.user, db.session.get(Patient, patient_id), Permission.VIEW_VISITS)
+    visits = list(db.session.scalars(
+        select(Visit).where(Visit.patient_id == patient_id, Visit.ends_at > now,
+                            Visit.status.in_((VisitStatus.SCHEDULED, VisitStatus.CHECKED_IN, VisitStatus.IN_PROGRESS)))
+        .options(*_VISIT_LOAD).order_by(Visit.starts_at)))
+    db.session.add_all(_audit_reads(actor, visits, now))
+    db.session.commit()
+    return visits
+
+
+# ---------------------------------------------------------------- notes
+
+NOTE_FIELDS = ("subjective", "objective", "assessment", "plan")
+
+
+def _note_for_writing(actor: Actor, visit_id: int) -> tuple[Visit, VisitNote | None]:
+    visit = _load_visit(actor, visit_id, Permission.DOCUMENT_VISITS)
+    return visit, visit.note
+
+
+def save_note(actor: Actor, visit_id: int, data: dict[str, str], *, now: datetime) -> VisitNote:
+    """Write or change the draft SOAP note; a signed note is locked (add an addendum instead)."""
+    visit, note = _note_for_writing(actor, visit_id)
+    if visit.status in (VisitStatus.CANCELLED, VisitStatus.NO_SHOW):
+        raise ValidationFailed({"note": ["A cancelled or missed visit has no note."]})
+    if note is None:
+        note = VisitNote(visit_id=visit.id, author_id=actor.user.id, updated_at=now,
+                         **{f: "" for f in NOTE_FIELDS})
+        db.session.add(note)
+    elif note.signed_at is not None:
+        raise ValidationFailed({"note": ["The note is signed and locked; add an addendum instead."]})
+    elif note.author_id != actor.user.id:
+        raise Forbidden("Only the note's author can change a draft.")
+    for name in NOTE_FIELDS:
+        if name in data:
+            setattr(note, name, data[name])
+    note.updated_at = now
+    db.session.flush()
+    audit(actor, "save_note", "visit_note", note.id, now=now, patient_id=visit.patient_id)
+    db.session.commit()
+    return note
+
+
+def sign_note(actor: Actor, visit_id: int, *, now: datetime) -> VisitNote:
+    visit, note = _note_for_writing(actor, visit_id)
+    if note is None or not any(getattr(note, f).strip() for f in NOTE_FIELDS):
+        raise ValidationFailed({"note": ["Write the note before signing it."]})
+    if note.author_id != actor.user.id:
+        raise Forbidden("A note is signed by its author.")
+    if note.signed_at is None:
+        note.signed_at = now
+        audit(actor, "sign_note", "visit_note", note.id, now=now, patient_id=visit.patient_id)
+        db.session.commit()
+    return note
+
+
+def note_needs_cosign(note: VisitNote) -> bool:
+    settings = care_settings(note.visit.clinic_id)
+    return settings.assistant_notes_need_cosign and note.author.role == Role.ASSISTANT
+
+
+def cosign_note(actor: Actor, visit_id: int, *, now: datetime) -> VisitNote:
+    visit = _load_visit(actor, visit_id, Permission.COSIGN_NOTES)
+    note = visit.note
+    if note is None or note.signed_at is None:
+        raise ValidationFailed({"note": ["The assistant signs the note first."]})
+    if not note_needs_cosign(note):
+        raise ValidationFailed({"note": ["This note does not need a co-signature."]})
+    if note.cosigned_at is None:
+        note.cosigned_at, note.cosigned_by_id = now, actor.user.id
+        audit(actor, "cosign_note", "visit_note", note.id, now=now, patient_id=visit.patient_id)
+        db.session.commit()
+    return note
+
+
+def add_addendum(actor: Actor, visit_id: int, text: str, *, now: datetime) -> NoteAddendum:
+    visit, note = _note_for_writing(actor, visit_id)
+    if note is None or note.signed_at is None:
+        raise ValidationFailed({"text": ["Addenda follow a signed note; change the draft instead."]})
+    if not text.strip():
+        raise ValidationFailed({"text": ["Write the addendum."]})
+    addendum = NoteAddendum(note_id=note.id, author_id=actor.user.id, text=text.strip(), created_at=now)
+    db.session.add(addendum)
+    db.session.flush()
+    audit(actor, "add_addendum", "visit_note", note.id, now=now, patient_id=visit.patient_id)
+    db.session.commit()
+    return addendum
+
+
+# ---------------------------------------------------------------- services and charges
+
+def set_services(
+    actor: Actor, visit_id: int, lines: list[dict[str, Any]], *, audio_only: bool = False, now: datetime
+) -> list[ServiceLine]:
+    """Record the services of a visit; units follow the 8-minute rule over the patient's timed
+    minutes that day, and POS and modifiers are derived from the visit, never typed."""
+    visit = _load_visit(actor, visit_id, Permission.DOCUMENT_VISITS)
+    if visit.status != VisitStatus.COMPLETED:
+        raise ValidationFailed({"services": ["Record services once the visit is completed."]})
+    if visit.note is not None and visit.note.signed_at is not None:
+        raise ValidationFailed({"services": ["The note is signed: services are locked with it."]})
+    codes = [line["cpt_code"] for line in lines]
+    if len(set(codes)) != len(codes):
+        raise ValidationFailed({"services": ["List each CPT code once, with its total minutes."]})
+    for line in lines:
+        if line.get("assistant_minutes", 0) > line["minutes"]:
+            raise ValidationFailed({"services": [f"{line['cpt_code']}: the assistant's minutes exceed the total."]})
+    visit.services.clear()
+    db.session.flush()
+    for line in lines:
+        visit.services.append(ServiceLine(
+            cpt_code=line["cpt_code"], minutes=line["minutes"], assistant_minutes=line.get("assistant_minutes", 0),
+            units=0, place_of_service="", modifiers=""))
+    _derive_charges(visit, audio_only=audio_only)
+    audit(actor, "set_services", "visit", visit.id, now=now, patient_id=visit.patient_id,
+          detail=",".join(f"{line.cpt_code}x{line.units}" for line in visit.services))
+    db.session.commit()
+    return visit.services
+
+
+def _derive_charges(visit: Visit, *, audio_only: bool) -> None:
+    """Units over all the patient's completed visits that local day (one discipline), then POS and
+    modifiers of this visit's lines."""
+    zone = ZoneInfo(visit.clinic.timezone)
+    day = visit.starts_at.astimezone(zone).date()
+    same_day = [
+        v for v in db.session.scalars(select(Visit).where(
+            Visit.patient_id == visit.patient_id, Visit.status == VisitStatus.COMPLETED,
+            Visit.starts_at >= datetime.combine(day, time(0), zone) - timedelta(hours=1),
+            Visit.starts_at < datetime.combine(day + timedelta(days=1), time(0), zone)))
+        if v.starts_at.astimezone(zone).date() == day
+    ]
+    if visit not in same_day:
+        same_day.append(visit)
+    lines = [line for v in same_day for line in v.services]
+    units = timed_units([ServiceMinutes(line.cpt_code, line.minutes, line.assistant_minutes) for line in lines])
+    settings = care_settings(visit.clinic_id)
+    modality = Modality(visit.modality)
+    for line in visit.services:
+        line.units = units[line.cpt_code]
+        # A video visit under this plan is with the patient at home (POS 10) unless recorded otherwise.
+        line.place_of_service = place_of_service(modality, patient_at_home=True)
+        line.modifiers = " ".join(line_modifiers(
+            ServiceMinutes(line.cpt_code, line.minutes, line.assistant_minutes), modality=modality,
+            payer_wants_modifier_95=settings.telehealth_modifier_95, audio_only=audio_only))
+
+
+# ---------------------------------------------------------------- plan-of-care tracking
+
+def episode_alerts(episode: Episode, *, today: date) -> list[Alert]:
+    zone = ZoneInfo(episode.clinic.timezone)
+    visits = list(db.session.scalars(select(Visit).where(Visit.episode_id == episode.id).order_by(Visit.starts_at)))
+    facts = PlanFacts(
+        first_treatment=episode.start_date,
+        certified_until=certified_until(episode),
+        certification_signed_on=episode.certification_signed_on,
+        completed_kinds=tuple(VisitKind(v.kind) for v in visits if v.status == VisitStatus.COMPLETED),
+        planned_dates=tuple(v.starts_at.astimezone(zone).date() for v in visits
+                            if v.status in (VisitStatus.SCHEDULED, VisitStatus.CHECKED_IN)),
+        progress_every=care_settings(episode.clinic_id).progress_every_treatment_visits,
+    )
+    return plan_alerts(facts, today=today)
+
+
+def caseload_alerts(actor: Actor, *, therapist_id: int, now: datetime) -> list[tuple[Episode, list[Alert]]]:
+    """Every active episode of the therapist that needs attention, with its alerts."""
+    require_permission(actor.user, Permission.VIEW_EPISODE)
+    episodes = db.session.scalars(patient_scope(actor.user, select(Episode).join(
+        Patient, Episode.patient_id == Patient.id)).where(
+        Episode.therapist_id == therapist_id, Episode.status == EpisodeStatus.ACTIVE)
+        .options(selectinload(Episode.patient), selectinload(Episode.clinic)))
+    result = []
+    for episode in episodes:
+        alerts = episode_alerts(episode, today=now.astimezone(ZoneInfo(episode.clinic.timezone)).date())
+        if alerts:
+            result.append((episode, alerts))
+    return result
+
+
+def record_recertification(actor: Actor, episode_id: int, data: dict[str, Any], *, now: datetime) -> Recertification:
+    episode = _load(actor, episode_id, Permission.EDIT_EPISODE)
+    previous_end = certified_until(episode)
+    problems = certification_problems(
+        start_date=episode.start_date, certification_start=data["certification_start"],
+        certification_end=data["certification_end"], certification_signed_on=data.get("certification_signed_on"))
+    if previous_end is not None and data["certification_start"] <= previous_end:
+        problems["certification_start"] = f"A recertification starts after {previous_end:%Y-%m-%d}."
+    if problems:
+        raise ValidationFailed({k: [v] for k, v in problems.items()})
+    recertification = Recertification(episode_id=episode.id, recorded_by_id=actor.user.id, recorded_at=now, **data)
+    db.session.add(recertification)
+    db.session.flush()
+    audit(actor, "recertify", "episode", episode.id, now=now, patient_id=episode.patient_id)
+    db.session.commit()
+    return recertification
+
+
+# ---------------------------------------------------------------- calendar feed (ICS)
+
+FEED_TOKEN_PREFIX = "cal_"  # noqa: S105 (a public prefix, not a secret)
+
+
+def create_calendar_feed(actor: Actor, *, now: datetime) -> str:
+    """A new secret feed address for the actor; any older one is revoked. Returns the token."""
+    for feed in db.session.scalars(select(CalendarFeed).where(
+            CalendarFeed.user_id == actor.user.id, CalendarFeed.revoked_at.is_(None))):
+        feed.revoked_at = now
+    token, token_hash = new_secret_token(FEED_TOKEN_PREFIX)
+    feed = CalendarFeed(user_id=actor.user.id, token_hash=token_hash, created_at=now)
+    db.session.add(feed)
+    db.session.flush()
+    audit(actor, "create", "calendar_feed", feed.id, now=now)
+    db.session.commit()
+    return token
+
+
+def revoke_calendar_feed(actor: Actor, *, now: datetime) -> None:
+    for feed in db.session.scalars(select(CalendarFeed).where(
+            CalendarFeed.user_id == actor.user.id, CalendarFeed.revoked_at.is_(None))):
+        feed.revoked_at = now
+        audit(actor, "revoke", "calendar_feed", feed.id, now=now)
+    db.session.commit()
+
+
+def has_calendar_feed(actor: Actor) -> bool:
+    return db.session.scalar(select(CalendarFeed.id).where(
+        CalendarFeed.user_id == actor.user.id, CalendarFeed.revoked_at.is_(None))) is not None
+
+
+def feed_visits(token: str, *, now: datetime) -> tuple[User, list[Visit]]:
+    """The feed owner's visits from 30 days ago on: a clinician's own, or a patient's."""
+    feed = db.session.scalar(select(CalendarFeed).where(CalendarFeed.token_hash == hash_token(token)))
+    if feed is None or feed.revoked_at is not None or not feed.user.is_active:
+        raise NotFound("No such calendar.")
+    user = db.session.get(User, feed.user_id)
+    query = select(Visit).where(Visit.starts_at > now - timedelta(days=30)).options(*_VISIT_LOAD)
+    if user.role == Role.PATIENT:
+        query = query.join(Patient, Visit.patient_id == Patient.id).where(Patient.user_id == user.id)
+    else:
+        query = query.where(Visit.clinician_id == user.id)
+    visits = list(db.session.scalars(query.order_by(Visit.starts_at)))
+    db.session.add_all(_audit_reads(Actor(user), visits, now))
+    db.session.commit()
+    return user, visits

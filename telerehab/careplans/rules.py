@@ -6,7 +6,7 @@ Source: ../shared/reference/clinical-assessments.md §6.1 (cert_duration, cert_t
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -400,25 +400,62 @@ def _place_visit(request: CadenceRequest, week_days: list[date], blocked_days: s
 
 def _first_free_start(request: CadenceRequest, day: date) -> tuple[datetime, datetime] | None:
     """The preferred local time or the first later 15-minute step that fits: (wall time, UTC)."""
-    zone = ZoneInfo(request.clinic_timezone)
-    length = timedelta(minutes=request.visit_minutes)
+    return next(free_starts(
+        day, from_time=request.preferred_start, minutes=request.visit_minutes,
+        timezone=request.clinic_timezone, working_hours=request.working_hours, busy=request.therapist_busy,
+    ), None)
+
+
+def free_starts(
+    day: date, *, from_time: time, minutes: int, timezone: str,
+    working_hours: Mapping[int, tuple[tuple[time, time], ...]],
+    busy: Iterable[tuple[datetime, datetime]],
+) -> Iterator[tuple[datetime, datetime]]:
+    """Every start from `from_time` on, in 15-minute steps, where a visit of `minutes` fits the
+    working hours of `day` and no busy interval: (local wall time, UTC)."""
+    zone = ZoneInfo(timezone)
+    length = timedelta(minutes=minutes)
+    busy = tuple(busy)
     working = [
         (datetime.combine(day, opens), datetime.combine(day, closes))
-        for opens, closes in request.working_hours.get(day.weekday(), ())
+        for opens, closes in working_hours.get(day.weekday(), ())
     ]
-    wall_start = datetime.combine(day, request.preferred_start)
+    wall_start = datetime.combine(day, from_time)
     while wall_start.date() == day:
         fits_hours = any(opens <= wall_start and wall_start + length <= closes for opens, closes in working)
         # fold=0: a wall time that occurs twice (the November change) means its first occurrence.
         start = wall_start.replace(tzinfo=zone).astimezone(UTC)
         # A wall time skipped by the March change does not survive the round trip: no such slot.
         exists = start.astimezone(zone).replace(tzinfo=None) == wall_start
-        if fits_hours and exists and not any(
-            start < busy_end and busy_start < start + length for busy_start, busy_end in request.therapist_busy
-        ):
-            return wall_start, start
+        if fits_hours and exists and not any(overlaps(start, start + length, b, e) for b, e in busy):
+            yield wall_start, start
         wall_start += SLOT_STEP
-    return None
+
+
+def nearest_free_slot(
+    original_start: datetime, *, minutes: int, timezone: str,
+    working_hours: Mapping[int, tuple[tuple[time, time], ...]],
+    busy: Iterable[tuple[datetime, datetime]], blocked_days: frozenset[date], not_before: datetime,
+) -> tuple[datetime, datetime] | None:
+    """The free slot in the same Monday-to-Sunday week closest in time to `original_start`, and
+    not before `not_before`: (start, end) in UTC, or None. Used to offer a video visit in place
+    of a cancelled clinic visit."""
+    zone = ZoneInfo(timezone)
+    original_day = original_start.astimezone(zone).date()
+    monday = original_day - timedelta(days=original_day.weekday())
+    busy = tuple(busy)
+    candidates = [
+        start
+        for day in (monday + timedelta(days=offset) for offset in range(7))
+        if day not in blocked_days
+        for _, start in free_starts(day, from_time=time(0, 0), minutes=minutes, timezone=timezone,
+                                    working_hours=working_hours, busy=busy)
+        if start >= not_before
+    ]
+    if not candidates:
+        return None
+    best = min(candidates, key=lambda start: (abs(start - original_start), start))
+    return best, best + timedelta(minutes=minutes)
 
 
 def _visit_kinds(count: int, progress_every: int) -> list[VisitKind]:
@@ -560,3 +597,113 @@ def line_modifiers(
     if audio_only:
         modifiers.append(AUDIO_ONLY_MODIFIER)
     return modifiers
+
+
+# ---------------------------------------------------------------- who may furnish which visit
+
+# Evaluations, re-evaluations, progress reports and the discharge summary are the PT's own work;
+# an assistant furnishes treatment only (clinical-assessments.md §6.2 progress_report_author).
+THERAPIST_ONLY_KINDS = frozenset({
+    VisitKind.INITIAL_EVALUATION, VisitKind.PROGRESS, VisitKind.RE_EVALUATION, VisitKind.DISCHARGE,
+})
+
+
+def clinician_problem(kind: VisitKind, clinician_role: str) -> str | None:
+    if clinician_role not in {"therapist", "assistant"}:
+        return "A visit is furnished by a therapist or an assistant."
+    if clinician_role == "assistant" and kind in THERAPIST_ONLY_KINDS:
+        return f"A {kind.value.replace('_', ' ')} visit needs a physical therapist, not an assistant."
+    return None
+
+
+def interval_problem(start: datetime, end: datetime) -> str | None:
+    if start.utcoffset() is None or end.utcoffset() is None:
+        return "Give times with their timezone."
+    if end <= start:
+        return "The visit ends before it starts."
+    if end - start > timedelta(hours=4):
+        return "A visit lasts at most 4 hours."
+    return None
+
+
+def overlaps(a_start: datetime, a_end: datetime, b_start: datetime, b_end: datetime) -> bool:
+    """Half-open intervals: a visit may start when the previous one ends."""
+    return a_start < b_end and b_start < a_end
+
+
+# ---------------------------------------------------------------- plan-of-care tracking
+
+CERTIFICATION_ENDING_DAYS = 7
+
+
+class PlanAlert(StrEnum):
+    CERTIFICATION_ENDING = "certification_ending"
+    CERTIFICATION_UNSIGNED = "certification_unsigned"
+    PROGRESS_REPORT_DUE = "progress_report_due"
+    VISITS_BEYOND_CERTIFICATION = "visits_beyond_certification"
+
+
+@dataclass(frozen=True)
+class PlanFacts:
+    """What the tracking rules need of one active episode."""
+
+    first_treatment: date
+    certified_until: date | None  # the end of the latest certification or recertification
+    certification_signed_on: date | None
+    # Kinds of the episode's completed visits, in time order.
+    completed_kinds: tuple[VisitKind, ...]
+    # Local dates of visits still planned (scheduled or checked in).
+    planned_dates: tuple[date, ...]
+    progress_every: int = 10
+
+
+@dataclass(frozen=True)
+class Alert:
+    kind: PlanAlert
+    message: str
+
+
+def plan_alerts(facts: PlanFacts, *, today: date) -> list[Alert]:
+    """The plan-of-care problems a therapist must act on, most urgent first."""
+    alerts: list[Alert] = []
+    if certification_is_late(facts.first_treatment, facts.certification_signed_on, today=today) \
+            and facts.certification_signed_on is None:
+        alerts.append(Alert(PlanAlert.CERTIFICATION_UNSIGNED,
+                            "The plan of care is not certified, and 30 days have passed since the first treatment."))
+    if facts.certified_until is not None:
+        days_left = (facts.certified_until - today).days
+        if 0 <= days_left <= CERTIFICATION_ENDING_DAYS:
+            alerts.append(Alert(PlanAlert.CERTIFICATION_ENDING,
+                                f"The certification ends on {facts.certified_until:%Y-%m-%d} "
+                                f"({days_left} day{'s' if days_left != 1 else ''} left): recertify to continue."))
+        beyond = [d for d in facts.planned_dates if d > facts.certified_until]
+        if beyond:
+            alerts.append(Alert(PlanAlert.VISITS_BEYOND_CERTIFICATION,
+                                f"{len(beyond)} planned visit{'s' if len(beyond) != 1 else ''} fall after the "
+                                f"certified period ({facts.certified_until:%Y-%m-%d})."))
+    visits_in_period = progress_period_visits(facts.completed_kinds)
+    if visits_in_period >= facts.progress_every - 1:
+        alerts.append(Alert(PlanAlert.PROGRESS_REPORT_DUE,
+                            f"A progress report is due: {visits_in_period} treatment days since the last report; "
+                            f"it must be written on or before day {facts.progress_every}."))
+    return alerts
+
+
+def progress_period_visits(completed_kinds: tuple[VisitKind, ...]) -> int:
+    """Treatment days in the current reporting period: the evaluation (or a re-evaluation) is day
+    1 of a period, and a progress visit closes one (clinical-assessments.md §6.2)."""
+    count = 0
+    for kind in completed_kinds:
+        if kind == VisitKind.PROGRESS:
+            count = 0
+        elif kind in {VisitKind.INITIAL_EVALUATION, VisitKind.RE_EVALUATION}:
+            count = 1
+        else:
+            count += 1
+    return count
+
+
+# Hours assumed for a clinician who has not recorded their own: Monday to Friday, 8:00 to 18:00.
+DEFAULT_WORKING_HOURS: dict[int, tuple[tuple[time, time], ...]] = {
+    weekday: ((time(8, 0), time(18, 0)),) for weekday in range(5)
+}
