@@ -6,7 +6,7 @@ Every name, number and identifier here is made up; NPIs and MBIs are well-formed
 from __future__ import annotations
 
 import random
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import select
 
@@ -102,7 +102,7 @@ def load_demo(*, patient_count: int, now: datetime) -> list[tuple[str, str]] | N
         title, codes, goal = _EPISODES[index % len(_EPISODES)]
         start = today - timedelta(days=rng.randrange(0, 80))
         discharged = index % 10 == 9
-        careplans.create_episode(Actor(therapist), patient.id, {
+        episode = careplans.create_episode(Actor(therapist), patient.id, {
             "title": title, "start_date": start, "frequency_per_week": rng.choice([2, 2, 3]),
             "duration_weeks": rng.choice([6, 8, 12]), "diagnoses": codes,
             "goals": [{"description": goal, "target_date": start + timedelta(weeks=8)}],
@@ -115,8 +115,30 @@ def load_demo(*, patient_count: int, now: datetime) -> list[tuple[str, str]] | N
             "plan_notes": "Impairments in strength and range of motion limit function; "
                           "hybrid plan: evaluation in clinic, then alternating clinic and video.",
         }, now=now)
+        if not discharged and index < 16:
+            _plan_hybrid_visits(Actor(therapist), episode, now=now)
         if index < 3:
             username = f"patient{index + 1}"
             accounts.give_portal_access(Actor(therapist), patient.id, username, DEMO_PASSWORD, now=now)
             logins.append((username, "patient"))
     return logins
+
+
+def _plan_hybrid_visits(actor: Actor, episode, *, now: datetime) -> None:
+    """The hybrid series a therapist planned at the evaluation (clinic, video, video); visits
+    already past are completed, so the plan's progress and alerts are those of a real caseload."""
+    options = {"modality_pattern": ["in_clinic", "video", "video"], "start_date": episode.start_date,
+               "preferred_weekdays": [0, 3] if episode.patient_id % 2 else [1, 4],
+               "preferred_start": time(8 + episode.patient_id % 8, 0)}
+    proposal = careplans.preview_cadence(actor, episode.id, options, now=now)
+    rows = [{"kind": v.kind, "modality": v.modality, "starts_at": v.start, "ends_at": v.end,
+             "room": "Gym 1" if v.modality == "in_clinic" else None} for v in proposal.visits]
+    if not rows:
+        return
+    for visit in careplans.confirm_cadence(actor, episode.id, rows, clinician_id=None, now=now):
+        # The discharge itself is left to the therapist, who closes the episode with it.
+        if visit.ends_at < now and visit.kind != "discharge":
+            steps = ("checked_in", "in_progress", "completed") if visit.modality == "in_clinic" \
+                else ("in_progress", "completed")
+            for status in steps:
+                careplans.change_visit_status(actor, visit.id, status, now=now)

@@ -7,8 +7,10 @@ cannot ship without its row.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -52,6 +54,24 @@ PATIENT_JSON = {"first_name": "New", "last_name": "Person", "date_of_birth": "19
 EPISODE_JSON = {"title": "Neck pain", "start_date": "2026-03-02", "frequency_per_week": 2, "duration_weeks": 4,
                 "diagnoses": ["M54.2"], "goals": [{"description": "Turn head fully"}]}
 
+
+API_SCHEDULERS = ("admin", "therapist", "assistant")
+VISIT_JSON = {"kind": "initial_evaluation", "modality": "in_clinic", "starts_at": "2026-03-05T10:00:00-06:00",
+              "ends_at": "2026-03-05T10:45:00-06:00"}
+CADENCE_JSON = {"modality_pattern": ["in_clinic", "video"], "preferred_weekdays": [0, 3], "preferred_start": "09:00"}
+RECERT_JSON = {"certification_start": "2026-05-31", "certification_end": "2026-08-28",
+               "certifying_physician_name": "Dr. Hale", "certifying_physician_npi": "1234567893"}
+
+
+def _draft_visit(world):
+    """A visit with the therapist's unsigned note (the visit helpers are with the page rows)."""
+    from telerehab.careplans import operations as careplans
+
+    visit = _visit(world)
+    careplans.save_note(Actor(world.therapist), visit.id, {"subjective": "Better"}, now=NOW)
+    return visit
+
+
 API_CASES = [
     Case("GET", "/api/v1/me", lambda w: "/api/v1/me", ALL),
     Case("GET", "/api/v1/tokens", lambda w: "/api/v1/tokens", ALL),
@@ -88,6 +108,64 @@ API_CASES = [
     Case("PATCH", "/api/v1/episodes/<id:episode_id>", lambda w: f"/api/v1/episodes/{w.episode.id}",
          {"therapist": 200}, body=lambda w: {"frequency_per_week": 3},
          other_path=lambda w: f"/api/v1/episodes/{w.other_episode.id}"),
+    # Visits: cadence, scheduling, calendar, status, offers, notes, services, alerts, recertification.
+    Case("POST", "/api/v1/episodes/<id:episode_id>/cadence/preview",
+         lambda w: f"/api/v1/episodes/{w.episode.id}/cadence/preview", {r: 200 for r in API_SCHEDULERS},
+         body=lambda w: CADENCE_JSON,
+         other_path=lambda w: f"/api/v1/episodes/{w.other_episode.id}/cadence/preview", other_allowed=("admin",)),
+    Case("POST", "/api/v1/episodes/<id:episode_id>/cadence/confirm",
+         lambda w: f"/api/v1/episodes/{w.episode.id}/cadence/confirm", {r: 201 for r in API_SCHEDULERS},
+         body=lambda w: {"visits": [VISIT_JSON]},
+         other_path=lambda w: f"/api/v1/episodes/{w.other_episode.id}/cadence/confirm", other_allowed=("admin",)),
+    Case("GET", "/api/v1/episodes/<id:episode_id>/visits", lambda w: f"/api/v1/episodes/{w.episode.id}/visits", ALL,
+         other_path=lambda w: f"/api/v1/episodes/{w.other_episode.id}/visits", other_allowed=("admin",)),
+    Case("POST", "/api/v1/episodes/<id:episode_id>/visits", lambda w: f"/api/v1/episodes/{w.episode.id}/visits",
+         {r: 201 for r in API_SCHEDULERS}, body=lambda w: VISIT_JSON,
+         other_path=lambda w: f"/api/v1/episodes/{w.other_episode.id}/visits", other_allowed=("admin",)),
+    Case("GET", "/api/v1/visits",
+         lambda w: "/api/v1/visits?start=2026-03-02T00:00:00Z&end=2026-03-09T00:00:00Z", ALL),
+    Case("GET", "/api/v1/visits/<id:visit_id>", lambda w: f"/api/v1/visits/{_visit(w).id}", ALL,
+         other_path=lambda w: f"/api/v1/visits/{_visit(w, other=True).id}", other_allowed=("admin",)),
+    Case("POST", "/api/v1/visits/<id:visit_id>/reschedule", lambda w: f"/api/v1/visits/{_visit(w).id}/reschedule",
+         {r: 200 for r in API_SCHEDULERS},
+         body=lambda w: {"starts_at": "2026-03-04T10:00:00-06:00", "ends_at": "2026-03-04T10:45:00-06:00"},
+         other_path=lambda w: f"/api/v1/visits/{_visit(w, other=True).id}/reschedule", other_allowed=("admin",)),
+    Case("POST", "/api/v1/visits/<id:visit_id>/status", lambda w: f"/api/v1/visits/{_visit(w).id}/status",
+         {r: 200 for r in API_SCHEDULERS}, body=lambda w: {"status": "checked_in"},
+         other_path=lambda w: f"/api/v1/visits/{_visit(w, other=True).id}/status", other_allowed=("admin",)),
+    Case("GET", "/api/v1/patients/<id:patient_id>/visits/upcoming",
+         lambda w: f"/api/v1/patients/{w.patient.id}/visits/upcoming", ALL,
+         other_path=lambda w: f"/api/v1/patients/{w.other_patient.id}/visits/upcoming", other_allowed=("admin",)),
+    Case("GET", "/api/v1/patients/<id:patient_id>/offers", lambda w: f"/api/v1/patients/{w.patient.id}/offers", ALL,
+         other_path=lambda w: f"/api/v1/patients/{w.other_patient.id}/offers", other_allowed=("admin",)),
+    Case("POST", "/api/v1/offers/<id:offer_id>/accept", lambda w: f"/api/v1/offers/{_offer(w)[0].id}/accept",
+         {r: 201 for r in (*API_SCHEDULERS, "patient")}, body=lambda w: {},
+         other_path=lambda w: f"/api/v1/offers/{_offer(w, other=True)[0].id}/accept", other_allowed=("admin",)),
+    Case("GET", "/api/v1/visits/<id:visit_id>/note",
+         lambda w: f"/api/v1/visits/{_signed_visit(w, w.therapist).id}/note", {"therapist": 200, "assistant": 200},
+         other_path=lambda w: f"/api/v1/visits/{_visit(w, other=True).id}/note"),
+    Case("PUT", "/api/v1/visits/<id:visit_id>/note", lambda w: f"/api/v1/visits/{_visit(w).id}/note",
+         {"therapist": 200, "assistant": 200}, body=lambda w: {"subjective": "Better"},
+         other_path=lambda w: f"/api/v1/visits/{_visit(w, other=True).id}/note"),
+    Case("POST", "/api/v1/visits/<id:visit_id>/note/sign", lambda w: f"/api/v1/visits/{_draft_visit(w).id}/note/sign",
+         {"therapist": 200}, body=lambda w: {},  # the author signs
+         other_path=lambda w: f"/api/v1/visits/{_visit(w, other=True).id}/note/sign"),
+    Case("POST", "/api/v1/visits/<id:visit_id>/note/cosign",
+         lambda w: f"/api/v1/visits/{_signed_visit(w, w.assistant).id}/note/cosign", {"therapist": 200},
+         body=lambda w: {}, other_path=lambda w: f"/api/v1/visits/{_visit(w, other=True).id}/note/cosign"),
+    Case("POST", "/api/v1/visits/<id:visit_id>/note/addenda",
+         lambda w: f"/api/v1/visits/{_signed_visit(w, w.therapist).id}/note/addenda",
+         {"therapist": 201, "assistant": 201}, body=lambda w: {"text": "Pain rose that evening"},
+         other_path=lambda w: f"/api/v1/visits/{_visit(w, other=True).id}/note/addenda"),
+    Case("PUT", "/api/v1/visits/<id:visit_id>/services",
+         lambda w: f"/api/v1/visits/{_completed_visit(w).id}/services", {"therapist": 200, "assistant": 200},
+         body=lambda w: {"lines": [{"cpt_code": "97110", "minutes": 30}]},
+         other_path=lambda w: f"/api/v1/visits/{_visit(w, other=True).id}/services"),
+    Case("GET", "/api/v1/episodes/<id:episode_id>/alerts", lambda w: f"/api/v1/episodes/{w.episode.id}/alerts", ALL,
+         other_path=lambda w: f"/api/v1/episodes/{w.other_episode.id}/alerts", other_allowed=("admin",)),
+    Case("POST", "/api/v1/episodes/<id:episode_id>/recertifications",
+         lambda w: f"/api/v1/episodes/{w.episode.id}/recertifications", {"therapist": 201},
+         body=lambda w: RECERT_JSON, other_path=lambda w: f"/api/v1/episodes/{w.other_episode.id}/recertifications"),
 ]
 
 
@@ -169,6 +247,79 @@ def _patient_without_sign_in(world, other=False):
     return accounts.create_patient(Actor(therapist), patient_data(first_name="Nopo"), now=NOW)
 
 
+# Visits for the page rows: the own clinic's (Chicago) or the other clinic's (New York) patient.
+
+def _visit(world, other=False, *, modality="in_clinic", clinician=None):
+    from datetime import UTC, datetime, timedelta
+
+    from telerehab.careplans import operations as careplans
+
+    therapist = world.other_therapist if other else world.therapist
+    episode = world.other_episode if other else world.episode
+    start = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)
+    return careplans.schedule_visit(Actor(therapist), episode.id, {
+        "kind": "treatment", "modality": modality, "starts_at": start, "ends_at": start + timedelta(minutes=45),
+        "clinician_id": (clinician or therapist).id}, now=NOW)
+
+
+def _completed_visit(world):
+    from telerehab.careplans import operations as careplans
+
+    visit = _visit(world)
+    for status in ("checked_in", "in_progress", "completed"):
+        careplans.change_visit_status(Actor(world.therapist), visit.id, status, now=NOW)
+    return visit
+
+
+def _signed_visit(world, author):
+    from telerehab.careplans import operations as careplans
+
+    visit = _visit(world, clinician=author)
+    careplans.save_note(Actor(author), visit.id, {"subjective": "Better"}, now=NOW)
+    careplans.sign_note(Actor(author), visit.id, now=NOW)
+    return visit
+
+
+def _offer(world, other=False):
+    """A video-slot offer after a cancelled clinic visit next week: the pages read the real clock,
+    so the offer must still be open today. Returns (offer, one-tap token)."""
+    from datetime import UTC, datetime, time, timedelta
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import select
+
+    from telerehab.careplans import operations as careplans
+    from telerehab.careplans.models import VideoSlotOffer
+    from telerehab.extensions import db
+
+    from .conftest import episode_data
+
+    therapist = world.other_therapist if other else world.therapist
+    patient = world.other_patient if other else world.patient
+    zone = ZoneInfo(patient.clinic.timezone)
+    now = datetime.now(UTC)
+    today = now.astimezone(zone).date()
+    episode = careplans.create_episode(Actor(therapist), patient.id, episode_data(start_date=today), now=now)
+    tuesday = today + timedelta(days=8 - today.weekday())  # next week's
+    start = datetime.combine(tuesday, time(10), zone).astimezone(UTC)
+    visit = careplans.schedule_visit(Actor(therapist), episode.id, {
+        "kind": "treatment", "modality": "in_clinic", "starts_at": start, "ends_at": start + timedelta(minutes=45),
+    }, now=now)
+    _, token = careplans.change_visit_status(Actor(therapist), visit.id, "cancelled", reason="Snow", now=now)
+    offer = db.session.scalar(select(VideoSlotOffer).where(VideoSlotOffer.cancelled_visit_id == visit.id))
+    return offer, token
+
+
+SCHEDULERS = {"admin": 302, "therapist": 302, "assistant": 302}
+DOCUMENTERS = {"therapist": 302, "assistant": 302}
+STAFF_PAGE = {"admin": 200, "therapist": 200, "assistant": 200, "billing": 200}
+VISIT_FORM = {"kind": "treatment", "modality": "in_clinic", "clinician_id": "", "date": "2026-03-10",
+              "time": "09:00", "minutes": "45", "room": ""}
+CADENCE_FORM = {"step": "preview", "preferred_start": "09:00", "pattern": "in_clinic", "weekdays": "0"}
+RECERT_FORM = {"certification_start": "2026-05-31", "certification_end": "2026-08-28",
+               "certifying_physician_name": "Dr. Hale", "certifying_physician_npi": "1234567893"}
+
+
 FOUND = {role: 200 for role in ROLES}
 PAGE_EDITORS = {"admin": 302, "therapist": 302, "assistant": 302}
 
@@ -217,11 +368,63 @@ PAGE_CASES = [
          other_path=lambda w: f"/episodes/{w.other_episode.id}/edit"),
     Case("POST", "/episodes/<id:episode_id>/edit", lambda w: f"/episodes/{w.episode.id}/edit", {"therapist": 302},
          body=_episode_form, other_path=lambda w: f"/episodes/{w.other_episode.id}/edit"),
+    # Visits: calendar, timeline, cadence, the visit page and its actions, offers, calendar feed.
+    Case("GET", "/calendar", lambda w: "/calendar", {**STAFF_PAGE, "patient": 302}),
+    Case("GET", "/my-visits", lambda w: "/my-visits",
+         {"patient": 200, "admin": 302, "therapist": 302, "assistant": 302, "billing": 302}),
+    Case("GET", "/patients/<id:patient_id>/visits", lambda w: f"/patients/{w.patient.id}/visits",
+         {**STAFF_PAGE, "patient": 302},
+         other_path=lambda w: f"/patients/{w.other_patient.id}/visits", other_allowed=("admin",)),
+    Case("GET", "/episodes/<id:episode_id>/visits", lambda w: f"/episodes/{w.episode.id}/visits", FOUND,
+         other_path=lambda w: f"/episodes/{w.other_episode.id}/visits", other_allowed=("admin",)),
+    Case("POST", "/episodes/<id:episode_id>/visits", lambda w: f"/episodes/{w.episode.id}/visits", SCHEDULERS,
+         body=lambda w: VISIT_FORM,
+         other_path=lambda w: f"/episodes/{w.other_episode.id}/visits", other_allowed=("admin",)),
+    Case("GET", "/episodes/<id:episode_id>/cadence", lambda w: f"/episodes/{w.episode.id}/cadence",
+         {"admin": 200, "therapist": 200, "assistant": 200},
+         other_path=lambda w: f"/episodes/{w.other_episode.id}/cadence", other_allowed=("admin",)),
+    Case("POST", "/episodes/<id:episode_id>/cadence", lambda w: f"/episodes/{w.episode.id}/cadence",
+         {"admin": 200, "therapist": 200, "assistant": 200}, body=lambda w: CADENCE_FORM,
+         other_path=lambda w: f"/episodes/{w.other_episode.id}/cadence", other_allowed=("admin",)),
+    Case("POST", "/episodes/<id:episode_id>/recertifications",
+         lambda w: f"/episodes/{w.episode.id}/recertifications", {"therapist": 302}, body=lambda w: RECERT_FORM,
+         other_path=lambda w: f"/episodes/{w.other_episode.id}/recertifications"),
+    Case("GET", "/visits/<id:visit_id>", lambda w: f"/visits/{_visit(w).id}", FOUND,
+         other_path=lambda w: f"/visits/{_visit(w, other=True).id}", other_allowed=("admin",)),
+    Case("POST", "/visits/<id:visit_id>/status", lambda w: f"/visits/{_visit(w).id}/status", SCHEDULERS,
+         body=lambda w: {"status": "checked_in"},
+         other_path=lambda w: f"/visits/{_visit(w, other=True).id}/status", other_allowed=("admin",)),
+    Case("POST", "/visits/<id:visit_id>/reschedule", lambda w: f"/visits/{_visit(w).id}/reschedule", SCHEDULERS,
+         body=lambda w: {"new_date": "2026-03-04", "new_start": "10:00", "new_end": "10:45"},
+         other_path=lambda w: f"/visits/{_visit(w, other=True).id}/reschedule", other_allowed=("admin",)),
+    Case("POST", "/visits/<id:visit_id>/note", lambda w: f"/visits/{_visit(w).id}/note", DOCUMENTERS,
+         body=lambda w: {"subjective": "Better", "action": "save"},
+         other_path=lambda w: f"/visits/{_visit(w, other=True).id}/note"),
+    Case("POST", "/visits/<id:visit_id>/note/cosign",
+         lambda w: f"/visits/{_signed_visit(w, w.assistant).id}/note/cosign", {"therapist": 302},
+         other_path=lambda w: f"/visits/{_visit(w, other=True).id}/note/cosign"),
+    Case("POST", "/visits/<id:visit_id>/addenda", lambda w: f"/visits/{_signed_visit(w, w.therapist).id}/addenda",
+         DOCUMENTERS, body=lambda w: {"text": "Pain rose that evening"},
+         other_path=lambda w: f"/visits/{_visit(w, other=True).id}/addenda"),
+    Case("POST", "/visits/<id:visit_id>/services", lambda w: f"/visits/{_completed_visit(w).id}/services",
+         DOCUMENTERS, body=lambda w: {"service_count": "1", "services-0-cpt_code": "97110",
+                                      "services-0-minutes": "30", "services-0-assistant_minutes": ""},
+         other_path=lambda w: f"/visits/{_visit(w, other=True).id}/services"),
+    Case("POST", "/offers/<id:offer_id>/accept", lambda w: f"/offers/{_offer(w)[0].id}/accept",
+         {"patient": 302, **SCHEDULERS},
+         other_path=lambda w: f"/offers/{_offer(w, other=True)[0].id}/accept", other_allowed=("admin",)),
+    Case("GET", "/offers/accept/<token>", lambda w: f"/offers/accept/{_offer(w)[1]}", FOUND,
+         other_path=lambda w: f"/offers/accept/{_offer(w, other=True)[1]}", other_allowed=("admin",)),
+    Case("GET", "/account/calendar-feed", lambda w: "/account/calendar-feed", FOUND),
+    Case("POST", "/account/calendar-feed", lambda w: "/account/calendar-feed", FOUND),
+    Case("POST", "/account/calendar-feed/revoke", lambda w: "/account/calendar-feed/revoke",
+         {r: 302 for r in ROLES}),
 ]
 
 # Pages anyone may open, signed in or not.
 PUBLIC_PAGES = {("GET", "/login"), ("POST", "/login"), ("POST", "/logout"), ("GET", "/api/v1/docs"),
-                ("GET", "/static/<path:filename>"), ("GET", "/api/v1/openapi.json")}
+                ("GET", "/static/<path:filename>"), ("GET", "/api/v1/openapi.json"),
+                ("GET", "/calendar/feed/<token>.ics")}  # needs its secret token instead of a sign-in
 
 
 def _page_call(client, world, case: Case, role: str | None, path_fn):
@@ -262,8 +465,24 @@ def test_pages_send_the_signed_out_to_sign_in(client, world, case):
     assert response.headers["Location"].startswith("/login")
 
 
+def _cases_of_other_domains() -> tuple[list[Case], set[tuple[str, str]]]:
+    """Rows kept in tests/test_authorisation_<domain>.py: every module-level list of Case, and
+    every module-level set named PUBLIC_* of (method, rule) open to anyone."""
+    cases: list[Case] = []
+    public: set[tuple[str, str]] = set()
+    for path in sorted(Path(__file__).parent.glob("test_authorisation_*.py")):
+        module = importlib.import_module(f"tests.{path.stem}")
+        for name, value in vars(module).items():
+            if isinstance(value, list) and value and all(isinstance(c, Case) for c in value):
+                cases += value
+            elif name.startswith("PUBLIC_") and isinstance(value, set):
+                public |= value
+    return cases, public
+
+
 def test_every_route_is_in_a_table(app):
-    covered = {(c.method, c.rule) for c in [*API_CASES, *PAGE_CASES]} | PUBLIC_PAGES
+    other_cases, other_public = _cases_of_other_domains()
+    covered = {(c.method, c.rule) for c in [*API_CASES, *PAGE_CASES, *other_cases]} | PUBLIC_PAGES | other_public
     routes = {(method, rule.rule) for rule in app.url_map.iter_rules()
               for method in rule.methods - {"HEAD", "OPTIONS"}}
     assert routes == covered

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
-from telerehab.accounts.models import AuditEntry, Patient, User
-from telerehab.accounts.operations import Actor, Page, audit, audit_entry, hash_token, new_secret_token
+from telerehab.accounts.models import Patient, User
+from telerehab.accounts.operations import Actor, Page, audit, audit_reads, hash_token, new_secret_token
 from telerehab.accounts.policy import (
     Permission,
     has_permission,
@@ -62,7 +62,7 @@ from telerehab.careplans.rules import (
     transition_problem,
 )
 from telerehab.db_types import contains_text
-from telerehab.errors import Forbidden, NotFound, ValidationFailed, field_errors
+from telerehab.errors import Forbidden, NotFound, ValidationFailed
 from telerehab.extensions import db
 
 _SCALAR_FIELDS = (
@@ -303,9 +303,19 @@ def _clinician(actor: Actor, clinician_id: int, clinic_id: int) -> User:
     return clinician
 
 
+def _modality_pattern(values) -> tuple[Modality, ...]:
+    try:
+        return tuple(Modality(value) for value in values or ())
+    except ValueError:
+        raise ValidationFailed({"modality_pattern": ["Each entry is in_clinic or video."]}) from None
+
+
 def preview_cadence(actor: Actor, episode_id: int, options: dict[str, Any], *, now: datetime) -> CadenceProposal:
     """The proposed series for an episode (nothing is written): the therapist edits, then confirms."""
     episode = _load(actor, episode_id, Permission.SCHEDULE_VISITS)
+    _ensure_schedulable(episode)
+    if options.get("start_date") and options["start_date"] < episode.start_date:
+        raise ValidationFailed({"start_date": ["The series cannot start before the episode."]})
     settings = care_settings(episode.clinic_id)
     clinician_id = options.get("clinician_id") or episode.therapist_id
     _clinician(actor, clinician_id, episode.clinic_id)
@@ -319,9 +329,9 @@ def preview_cadence(actor: Actor, episode_id: int, options: dict[str, Any], *, n
         duration_weeks=episode.duration_weeks,
         certification_end=certified_until(episode),
         recertification_recorded=bool(_recertifications(episode.id)),
-        modality_pattern=tuple(Modality(m) for m in options["modality_pattern"]),
-        preferred_weekdays=tuple(options["preferred_weekdays"]),
-        preferred_start=options["preferred_start"],
+        modality_pattern=_modality_pattern(options.get("modality_pattern")),
+        preferred_weekdays=tuple(options.get("preferred_weekdays") or ()),
+        preferred_start=options.get("preferred_start") or time(9, 0),
         visit_minutes=options.get("visit_minutes") or settings.visit_minutes,
         clinic_timezone=episode.clinic.timezone,
         working_hours=working_hours_of(clinician_id),
@@ -340,34 +350,39 @@ def _slot_problems(
     episode: Episode, clinician: User, kind: VisitKind, starts_at: datetime, ends_at: datetime, *,
     except_visit_id: int | None = None, taken_days: set[date] = frozenset(),
     taken_intervals: list[tuple[datetime, datetime]] = (),
-) -> tuple[dict[str, str], bool]:
-    """Problems with placing one visit, and whether it falls after the certified period."""
-    problems: dict[str, str] = {}
-    settings = care_settings(episode.clinic_id)
+) -> tuple[dict[str, list[str]], bool]:
+    """Every problem with placing one visit (field -> messages), and whether it falls after the
+    certified period."""
     interval = interval_problem(starts_at, ends_at)
     if interval:
-        return {"ends_at": interval}, False
+        return {"ends_at": [interval]}, False
+    problems: dict[str, list[str]] = {}
+
+    def problem(field_name: str, message: str) -> None:
+        problems.setdefault(field_name, []).append(message)
+
+    settings = care_settings(episode.clinic_id)
     who = clinician_problem(kind, clinician.role)
     if who:
-        problems["clinician_id"] = who
+        problem("clinician_id", who)
     zone = ZoneInfo(episode.clinic.timezone)
     day = starts_at.astimezone(zone).date()
+    if day < episode.start_date:
+        problem("starts_at", "The visit falls before the episode starts.")
     if day in _closures(episode.clinic_id):
-        problems["starts_at"] = f"The clinic is closed on {day:%Y-%m-%d}."
+        problem("starts_at", f"The clinic is closed on {day:%Y-%m-%d}.")
     clashes = _busy_intervals(clinician.id, starts_at, ends_at, except_visit_id=except_visit_id)
     if clashes or any(overlaps(starts_at, ends_at, s, e) for s, e in taken_intervals):
-        problems["starts_at"] = f"{clinician.full_name} already has a visit at that time."
+        problem("starts_at", f"{clinician.full_name} already has a visit at that time.")
     if settings.one_visit_per_patient_per_day and (
         day in _patient_visit_days(episode.patient_id, zone, except_visit_id=except_visit_id) or day in taken_days
     ):
-        problems["starts_at"] = f"The patient already has a visit on {day:%Y-%m-%d}."
-    if day < episode.start_date:
-        problems["starts_at"] = "The visit falls before the episode starts."
+        problem("starts_at", f"The patient already has a visit on {day:%Y-%m-%d}.")
     certified = certified_until(episode)
     beyond = certified is not None and day > certified
     if beyond and not (settings.allow_beyond_certification or _recertifications(episode.id)):
-        problems["starts_at"] = (
-            f"The visit falls after the certified period ({certified:%Y-%m-%d}); record a recertification first.")
+        problem("starts_at", f"The visit falls after the certified period ({certified:%Y-%m-%d}); "
+                             "record a recertification first.")
     return problems, beyond
 
 
@@ -400,11 +415,12 @@ def confirm_cadence(
     created: list[Visit] = []
     taken_days: set[date] = set()
     taken: list[tuple[datetime, datetime]] = []
-    for number, data in enumerate(sorted(visits, key=lambda v: v["starts_at"]), start=1):
+    # Checked in time order (each against the earlier ones), reported by the index the client sent.
+    for index, data in sorted(enumerate(visits), key=lambda pair: pair[1]["starts_at"]):
         problems, beyond = _slot_problems(episode, clinician, VisitKind(data["kind"]), data["starts_at"],
                                           data["ends_at"], taken_days=taken_days, taken_intervals=taken)
-        for field_name, message in problems.items():
-            errors.setdefault(f"visits.{number}.{field_name}", []).append(message)
+        for field_name, messages in problems.items():
+            errors[f"visits.{index}.{field_name}"] = messages
         taken_days.add(data["starts_at"].astimezone(zone).date())
         taken.append((data["starts_at"], data["ends_at"]))
         created.append(_new_visit(episode, clinician, data, beyond, now))
@@ -423,7 +439,8 @@ def schedule_visit(actor: Actor, episode_id: int, data: dict[str, Any], *, now: 
     _ensure_schedulable(episode)
     clinician = _clinician(actor, data.get("clinician_id") or episode.therapist_id, episode.clinic_id)
     problems, beyond = _slot_problems(episode, clinician, VisitKind(data["kind"]), data["starts_at"], data["ends_at"])
-    field_errors(problems)
+    if problems:
+        raise ValidationFailed(problems)
     visit = _new_visit(episode, clinician, data, beyond, now)
     db.session.add(visit)
     db.session.flush()
@@ -453,7 +470,8 @@ def reschedule_visit(actor: Actor, visit_id: int, starts_at: datetime, ends_at: 
         raise ValidationFailed({"status": [f"A {visit.status.replace('_', ' ')} visit cannot be moved."]})
     problems, beyond = _slot_problems(visit.episode, visit.clinician, VisitKind(visit.kind), starts_at, ends_at,
                                       except_visit_id=visit.id)
-    field_errors(problems)
+    if problems:
+        raise ValidationFailed(problems)
     before = visit.starts_at
     visit.starts_at, visit.ends_at, visit.beyond_certification = starts_at, ends_at, beyond
     visit.status, visit.status_changed_at = VisitStatus.SCHEDULED, now
@@ -515,11 +533,13 @@ def _offer_video_slot(cancelled: Visit, *, now: datetime) -> str | None:
 
 def open_offers_for_patient(actor: Actor, patient_id: int, *, now: datetime) -> list[VideoSlotOffer]:
     require_patient(actor.user, db.session.get(Patient, patient_id), Permission.VIEW_VISITS)
-    return list(db.session.scalars(
+    offers = list(db.session.scalars(
         select(VideoSlotOffer).join(Visit, VideoSlotOffer.cancelled_visit_id == Visit.id)
         .where(Visit.patient_id == patient_id, VideoSlotOffer.accepted_at.is_(None), VideoSlotOffer.expires_at > now)
         .order_by(VideoSlotOffer.starts_at)
     ))
+    audit_reads(actor, "list", "video_slot_offer", [(o.id, patient_id) for o in offers], now=now)
+    return offers
 
 
 def offer_for_token(token: str, *, now: datetime) -> VideoSlotOffer:
@@ -576,21 +596,19 @@ def calendar_visits(
     if clinician_id is not None:
         query = query.where(Visit.clinician_id == clinician_id)
     visits = list(db.session.scalars(query.options(*_VISIT_LOAD).order_by(Visit.starts_at)))
-    db.session.add_all(_audit_reads(actor, visits, now))
-    db.session.commit()
+    _audit_visit_reads(actor, visits, now)
     return visits
 
 
-def _audit_reads(actor: Actor, visits: list[Visit], now: datetime) -> list[AuditEntry]:
-    return [audit_entry(actor, "list", "visit", v.id, now, patient_id=v.patient_id) for v in visits]
+def _audit_visit_reads(actor: Actor, visits: list[Visit], now: datetime) -> None:
+    audit_reads(actor, "list", "visit", [(v.id, v.patient_id) for v in visits], now=now)
 
 
 def visits_of_episode(actor: Actor, episode_id: int, *, now: datetime) -> list[Visit]:
     episode = _load(actor, episode_id, Permission.VIEW_VISITS)
     visits = list(db.session.scalars(
         select(Visit).where(Visit.episode_id == episode.id).options(*_VISIT_LOAD).order_by(Visit.starts_at)))
-    db.session.add_all(_audit_reads(actor, visits, now))
-    db.session.commit()
+    _audit_visit_reads(actor, visits, now)
     return visits
 
 
@@ -600,8 +618,7 @@ def upcoming_visits(actor: Actor, patient_id: int, *, now: datetime) -> list[Vis
         select(Visit).where(Visit.patient_id == patient_id, Visit.ends_at > now,
                             Visit.status.in_((VisitStatus.SCHEDULED, VisitStatus.CHECKED_IN, VisitStatus.IN_PROGRESS)))
         .options(*_VISIT_LOAD).order_by(Visit.starts_at)))
-    db.session.add_all(_audit_reads(actor, visits, now))
-    db.session.commit()
+    _audit_visit_reads(actor, visits, now)
     return visits
 
 
@@ -621,9 +638,8 @@ def save_note(actor: Actor, visit_id: int, data: dict[str, str], *, now: datetim
     if visit.status in (VisitStatus.CANCELLED, VisitStatus.NO_SHOW):
         raise ValidationFailed({"note": ["A cancelled or missed visit has no note."]})
     if note is None:
-        note = VisitNote(visit_id=visit.id, author_id=actor.user.id, updated_at=now,
-                         **{f: "" for f in NOTE_FIELDS})
-        db.session.add(note)
+        note = VisitNote(author_id=actor.user.id, updated_at=now, **{f: "" for f in NOTE_FIELDS})
+        visit.note = note
     elif note.signed_at is not None:
         raise ValidationFailed({"note": ["The note is signed and locked; add an addendum instead."]})
     elif note.author_id != actor.user.id:
@@ -651,6 +667,16 @@ def sign_note(actor: Actor, visit_id: int, *, now: datetime) -> VisitNote:
     return note
 
 
+def get_note(actor: Actor, visit_id: int, *, now: datetime) -> VisitNote:
+    """A visit's note, for clinical staff only; the read is audited like any clinical record."""
+    visit = _load_visit(actor, visit_id, Permission.VIEW_CLINICAL_NOTES)
+    if visit.note is None:
+        raise NotFound("This visit has no note yet.")
+    audit(actor, "read", "visit_note", visit.note.id, now=now, patient_id=visit.patient_id)
+    db.session.commit()
+    return visit.note
+
+
 def note_needs_cosign(note: VisitNote) -> bool:
     settings = care_settings(note.visit.clinic_id)
     return settings.assistant_notes_need_cosign and note.author.role == Role.ASSISTANT
@@ -676,8 +702,8 @@ def add_addendum(actor: Actor, visit_id: int, text: str, *, now: datetime) -> No
         raise ValidationFailed({"text": ["Addenda follow a signed note; change the draft instead."]})
     if not text.strip():
         raise ValidationFailed({"text": ["Write the addendum."]})
-    addendum = NoteAddendum(note_id=note.id, author_id=actor.user.id, text=text.strip(), created_at=now)
-    db.session.add(addendum)
+    addendum = NoteAddendum(author_id=actor.user.id, text=text.strip(), created_at=now)
+    note.addenda.append(addendum)
     db.session.flush()
     audit(actor, "add_addendum", "visit_note", note.id, now=now, patient_id=visit.patient_id)
     db.session.commit()
@@ -696,10 +722,14 @@ def set_services(
         raise ValidationFailed({"services": ["Record services once the visit is completed."]})
     if visit.note is not None and visit.note.signed_at is not None:
         raise ValidationFailed({"services": ["The note is signed: services are locked with it."]})
+    if audio_only and visit.modality != Modality.VIDEO:
+        raise ValidationFailed({"audio_only": ["Only a telehealth visit can be audio-only."]})
     codes = [line["cpt_code"] for line in lines]
     if len(set(codes)) != len(codes):
         raise ValidationFailed({"services": ["List each CPT code once, with its total minutes."]})
     for line in lines:
+        if not 1 <= line["minutes"] <= 480 or line.get("assistant_minutes", 0) < 0:
+            raise ValidationFailed({"services": [f"{line['cpt_code']}: give 1 to 480 minutes."]})
         if line.get("assistant_minutes", 0) > line["minutes"]:
             raise ValidationFailed({"services": [f"{line['cpt_code']}: the assistant's minutes exceed the total."]})
     visit.services.clear()
@@ -744,42 +774,70 @@ def _derive_charges(visit: Visit, *, audio_only: bool) -> None:
 
 # ---------------------------------------------------------------- plan-of-care tracking
 
-def episode_alerts(episode: Episode, *, today: date) -> list[Alert]:
+def _plan_facts(episode: Episode, visits: list[Visit], recertified_until: date | None,
+                settings: CareSettings) -> PlanFacts:
     zone = ZoneInfo(episode.clinic.timezone)
-    visits = list(db.session.scalars(select(Visit).where(Visit.episode_id == episode.id).order_by(Visit.starts_at)))
-    facts = PlanFacts(
+    ends = [d for d in (episode.certification_end, recertified_until) if d is not None]
+    return PlanFacts(
         first_treatment=episode.start_date,
-        certified_until=certified_until(episode),
+        certified_until=max(ends) if ends else None,
         certification_signed_on=episode.certification_signed_on,
         completed_kinds=tuple(VisitKind(v.kind) for v in visits if v.status == VisitStatus.COMPLETED),
         planned_dates=tuple(v.starts_at.astimezone(zone).date() for v in visits
                             if v.status in (VisitStatus.SCHEDULED, VisitStatus.CHECKED_IN)),
-        progress_every=care_settings(episode.clinic_id).progress_every_treatment_visits,
+        progress_every=settings.progress_every_treatment_visits,
     )
-    return plan_alerts(facts, today=today)
+
+
+def _alerts_for(episodes: list[Episode], *, now: datetime) -> dict[int, list[Alert]]:
+    """Alerts of many episodes in three queries, whatever their number."""
+    ids = [e.id for e in episodes]
+    visits: dict[int, list[Visit]] = {i: [] for i in ids}
+    for visit in db.session.scalars(select(Visit).where(Visit.episode_id.in_(ids)).order_by(Visit.starts_at)):
+        visits[visit.episode_id].append(visit)
+    recertified = dict(db.session.execute(
+        select(Recertification.episode_id, func.max(Recertification.certification_end))
+        .where(Recertification.episode_id.in_(ids)).group_by(Recertification.episode_id)).all())
+    settings = {clinic_id: care_settings(clinic_id) for clinic_id in {e.clinic_id for e in episodes}}
+    return {
+        e.id: plan_alerts(_plan_facts(e, visits[e.id], recertified.get(e.id), settings[e.clinic_id]),
+                          today=now.astimezone(ZoneInfo(e.clinic.timezone)).date())
+        for e in episodes
+    }
+
+
+def episode_alerts(episode: Episode, *, now: datetime) -> list[Alert]:
+    return _alerts_for([episode], now=now)[episode.id]
+
+
+def alerts_of_episode(actor: Actor, episode_id: int, *, now: datetime) -> list[Alert]:
+    episode = _load(actor, episode_id, Permission.VIEW_EPISODE)
+    audit(actor, "read_alerts", "episode", episode.id, now=now, patient_id=episode.patient_id)
+    db.session.commit()
+    return episode_alerts(episode, now=now)
 
 
 def caseload_alerts(actor: Actor, *, therapist_id: int, now: datetime) -> list[tuple[Episode, list[Alert]]]:
     """Every active episode of the therapist that needs attention, with its alerts."""
     require_permission(actor.user, Permission.VIEW_EPISODE)
-    episodes = db.session.scalars(patient_scope(actor.user, select(Episode).join(
+    episodes = list(db.session.scalars(patient_scope(actor.user, select(Episode).join(
         Patient, Episode.patient_id == Patient.id)).where(
         Episode.therapist_id == therapist_id, Episode.status == EpisodeStatus.ACTIVE)
-        .options(selectinload(Episode.patient), selectinload(Episode.clinic)))
-    result = []
-    for episode in episodes:
-        alerts = episode_alerts(episode, today=now.astimezone(ZoneInfo(episode.clinic.timezone)).date())
-        if alerts:
-            result.append((episode, alerts))
-    return result
+        .options(selectinload(Episode.patient), selectinload(Episode.clinic))))
+    alerts = _alerts_for(episodes, now=now)
+    return [(episode, alerts[episode.id]) for episode in episodes if alerts[episode.id]]
 
 
 def record_recertification(actor: Actor, episode_id: int, data: dict[str, Any], *, now: datetime) -> Recertification:
     episode = _load(actor, episode_id, Permission.EDIT_EPISODE)
     previous_end = certified_until(episode)
+    # Checked without the signature date: a recertification is signed before its period begins.
     problems = certification_problems(
         start_date=episode.start_date, certification_start=data["certification_start"],
-        certification_end=data["certification_end"], certification_signed_on=data.get("certification_signed_on"))
+        certification_end=data["certification_end"], certification_signed_on=None)
+    signed_on = data.get("certification_signed_on")
+    if signed_on is not None and signed_on < episode.start_date:
+        problems["certification_signed_on"] = "The recertification cannot be signed before the episode starts."
     if previous_end is not None and data["certification_start"] <= previous_end:
         problems["certification_start"] = f"A recertification starts after {previous_end:%Y-%m-%d}."
     if problems:
@@ -829,13 +887,12 @@ def feed_visits(token: str, *, now: datetime) -> tuple[User, list[Visit]]:
     feed = db.session.scalar(select(CalendarFeed).where(CalendarFeed.token_hash == hash_token(token)))
     if feed is None or feed.revoked_at is not None or not feed.user.is_active:
         raise NotFound("No such calendar.")
-    user = db.session.get(User, feed.user_id)
+    user = feed.user
     query = select(Visit).where(Visit.starts_at > now - timedelta(days=30)).options(*_VISIT_LOAD)
     if user.role == Role.PATIENT:
         query = query.join(Patient, Visit.patient_id == Patient.id).where(Patient.user_id == user.id)
     else:
         query = query.where(Visit.clinician_id == user.id)
     visits = list(db.session.scalars(query.order_by(Visit.starts_at)))
-    db.session.add_all(_audit_reads(Actor(user), visits, now))
-    db.session.commit()
+    _audit_visit_reads(Actor(user), visits, now)
     return user, visits
