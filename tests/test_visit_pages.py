@@ -196,7 +196,7 @@ def busy_week(client, world):
                      episode=episodes[hour - 8])
 
     login(client, "therapist")
-    return book, "/calendar?date=2026-03-02", len(episodes)
+    return book, "/calendar?date=2026-03-02"
 
 
 # Sign-in (user, clinic), the visits with their episodes, patients, clinics and clinicians (one
@@ -207,7 +207,7 @@ READ_BOUND = 7 + 6
 
 
 def test_week_calendar_with_40_visits_reads_in_a_bounded_number_of_queries(client, busy_week):
-    book, path, plans = busy_week
+    book, path = busy_week
     book(range(10))
     with_10, html = _statements(client, path)
     assert html.count('class="visit-card ') == 10
@@ -223,7 +223,7 @@ def test_week_calendar_with_40_visits_reads_in_a_bounded_number_of_queries(clien
 
 def test_week_calendar_with_40_visits_writes_its_audit_in_one_statement(client, busy_week):
     """Every visit shown is audited as read; the rows should go in one statement, not one each."""
-    book, path, plans = busy_week
+    book, path = busy_week
     book(range(10))
     with_10, _ = _statements(client, path)
     book(range(10, 40))
