@@ -260,6 +260,13 @@ def create_clinic(actor: Actor, data: dict[str, Any], *, now: datetime) -> Clini
     return clinic
 
 
+def get_clinic(actor: Actor, clinic_id: int) -> Clinic:
+    clinic = db.session.get(Clinic, clinic_id)
+    if clinic is None or not can_use_clinic(actor.user, clinic):
+        raise NotFound("No such clinic.")
+    return clinic
+
+
 def list_clinics(actor: Actor) -> list[Clinic]:
     return list(db.session.scalars(clinic_scope(actor.user, select(Clinic).order_by(Clinic.name))))
 

@@ -9,10 +9,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
-from telerehab.accounts.models import Patient, User
+from telerehab.accounts.models import Clinic, Patient, User
 from telerehab.accounts.operations import Actor, Page, audit, audit_reads, hash_token, new_secret_token
 from telerehab.accounts.policy import (
     Permission,
+    can_use_clinic,
     has_permission,
     patient_scope,
     require_patient,
@@ -60,6 +61,7 @@ from telerehab.careplans.rules import (
     propose_cadence,
     timed_units,
     transition_problem,
+    working_hours_problems,
 )
 from telerehab.db_types import contains_text
 from telerehab.errors import Forbidden, NotFound, ValidationFailed
@@ -896,3 +898,106 @@ def feed_visits(token: str, *, now: datetime) -> tuple[User, list[Visit]]:
     visits = list(db.session.scalars(query.order_by(Visit.starts_at)))
     _audit_visit_reads(Actor(user), visits, now)
     return user, visits
+
+
+# ---------------------------------------------------------------- clinic rules, closures, working hours
+
+CARE_SETTING_FIELDS = (
+    "initial_evaluation_in_clinic", "progress_every_treatment_visits", "progress_in_clinic",
+    "discharge_in_clinic", "one_visit_per_patient_per_day", "allow_beyond_certification",
+    "assistant_notes_need_cosign", "visit_minutes", "telehealth_modifier_95",
+)
+
+
+def _managed_clinic(actor: Actor, clinic_id: int) -> Clinic:
+    require_permission(actor.user, Permission.MANAGE_CARE_SETTINGS)
+    clinic = db.session.get(Clinic, clinic_id)
+    if clinic is None or not can_use_clinic(actor.user, clinic):
+        raise NotFound("No such clinic.")
+    return clinic
+
+
+def update_care_settings(actor: Actor, clinic_id: int, data: dict[str, Any], *, now: datetime) -> CareSettings:
+    clinic = _managed_clinic(actor, clinic_id)
+    settings = care_settings(clinic.id)
+    db.session.add(settings)
+    changed = [name for name in CARE_SETTING_FIELDS if name in data and getattr(settings, name) != data[name]]
+    for name in changed:
+        setattr(settings, name, data[name])
+    audit(actor, "update", "care_settings", clinic.id, now=now, detail="fields=" + ",".join(changed))
+    db.session.commit()
+    return settings
+
+
+def clinic_closures(actor: Actor, clinic_id: int) -> list[ClinicClosure]:
+    clinic = _managed_clinic(actor, clinic_id)
+    return list(db.session.scalars(
+        select(ClinicClosure).where(ClinicClosure.clinic_id == clinic.id).order_by(ClinicClosure.day)))
+
+
+def add_closure(actor: Actor, clinic_id: int, day: date, reason: str, *, now: datetime) -> ClinicClosure:
+    clinic = _managed_clinic(actor, clinic_id)
+    if db.session.scalar(select(ClinicClosure.id).where(ClinicClosure.clinic_id == clinic.id, ClinicClosure.day == day)):
+        raise ValidationFailed({"day": [f"{day:%Y-%m-%d} is already a closure."]})
+    booked = db.session.scalar(select(func.count(Visit.id)).where(
+        Visit.clinic_id == clinic.id, Visit.status.in_((VisitStatus.SCHEDULED, VisitStatus.CHECKED_IN)),
+        Visit.starts_at >= datetime.combine(day, time(0), ZoneInfo(clinic.timezone)),
+        Visit.starts_at < datetime.combine(day + timedelta(days=1), time(0), ZoneInfo(clinic.timezone))))
+    if booked:
+        raise ValidationFailed({"day": [f"{booked} visit{'s are' if booked != 1 else ' is'} booked that day: "
+                                        "move or cancel them first."]})
+    closure = ClinicClosure(clinic_id=clinic.id, day=day, reason=reason.strip())
+    db.session.add(closure)
+    db.session.flush()
+    audit(actor, "create", "clinic_closure", closure.id, now=now)
+    db.session.commit()
+    return closure
+
+
+def remove_closure(actor: Actor, closure_id: int, *, now: datetime) -> int:
+    """Reopen a closed day; returns the clinic's id."""
+    closure = db.session.get(ClinicClosure, closure_id)
+    if closure is None:
+        raise NotFound("No such closure.")
+    clinic = _managed_clinic(actor, closure.clinic_id)
+    audit(actor, "delete", "clinic_closure", closure.id, now=now, detail=f"{closure.day:%Y-%m-%d}")
+    db.session.delete(closure)
+    db.session.commit()
+    return clinic.id
+
+
+def _hours_owner(actor: Actor, user_id: int) -> User:
+    """A clinician's hours are theirs to set, or their clinic administrator's."""
+    user = db.session.get(User, user_id)
+    if user is None or user.organisation_id != actor.user.organisation_id or (
+        user.id != actor.user.id and not (
+            has_permission(actor.user, Permission.MANAGE_CARE_SETTINGS)
+            and (actor.user.clinic_id is None or actor.user.clinic_id == user.clinic_id))
+    ):
+        raise NotFound("No such user.")
+    if user.role not in CLINICAL_ROLES:
+        raise ValidationFailed({"user": ["Only therapists and assistants keep working hours."]})
+    return user
+
+
+def working_hours_for(actor: Actor, user_id: int) -> tuple[User, dict[int, tuple[tuple[time, time], ...]], bool]:
+    """The clinician, their weekly hours, and whether those are the defaults (nothing recorded)."""
+    user = _hours_owner(actor, user_id)
+    recorded = db.session.scalar(select(func.count(WorkingHours.id)).where(WorkingHours.user_id == user.id))
+    return user, working_hours_of(user.id), recorded == 0
+
+
+def set_working_hours(
+    actor: Actor, user_id: int, intervals: list[tuple[int, time, time]], *, now: datetime
+) -> None:
+    """Replace a clinician's weekly hours (weekday 0 = Monday, local wall times)."""
+    user = _hours_owner(actor, user_id)
+    problems = working_hours_problems(intervals)
+    if problems:
+        raise ValidationFailed({"hours": problems})
+    for row in db.session.scalars(select(WorkingHours).where(WorkingHours.user_id == user.id)):
+        db.session.delete(row)
+    db.session.flush()
+    db.session.add_all(WorkingHours(user_id=user.id, weekday=d, starts=s, ends=e) for d, s, e in intervals)
+    audit(actor, "update", "working_hours", user.id, now=now)
+    db.session.commit()

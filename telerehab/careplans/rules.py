@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from itertools import cycle
+from itertools import cycle, pairwise
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # A certification covers at most 90 calendar days counted from the first treatment (the
@@ -707,3 +707,25 @@ def progress_period_visits(completed_kinds: tuple[VisitKind, ...]) -> int:
 DEFAULT_WORKING_HOURS: dict[int, tuple[tuple[time, time], ...]] = {
     weekday: ((time(8, 0), time(18, 0)),) for weekday in range(5)
 }
+
+
+WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def working_hours_problems(intervals: list[tuple[int, time, time]]) -> list[str]:
+    """What is wrong with a week of working intervals: bad weekdays, reversed or overlapping times."""
+    problems = []
+    by_day: dict[int, list[tuple[time, time]]] = {}
+    for weekday, starts, ends in intervals:
+        if not 0 <= weekday <= 6:
+            problems.append("A weekday is 0 (Monday) to 6 (Sunday).")
+            continue
+        if ends <= starts:
+            problems.append(f"{WEEKDAY_NAMES[weekday]}: the hours end before they start.")
+            continue
+        by_day.setdefault(weekday, []).append((starts, ends))
+    for weekday, day_intervals in sorted(by_day.items()):
+        day_intervals.sort()
+        if any(later[0] < earlier[1] for earlier, later in pairwise(day_intervals)):
+            problems.append(f"{WEEKDAY_NAMES[weekday]}: two intervals overlap.")
+    return problems

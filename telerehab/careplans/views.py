@@ -27,6 +27,7 @@ from telerehab.careplans.models import Episode
 from telerehab.careplans.rules import (
     CERTIFICATION_DUE_DAYS,
     VISIT_TRANSITIONS,
+    WEEKDAY_NAMES,
     DischargeReason,
     EpisodeStatus,
     Modality,
@@ -940,3 +941,97 @@ def calendar_feed_ics(token: str):
     response.headers["Content-Disposition"] = 'inline; filename="visits.ics"'
     response.headers["Cache-Control"] = "private, no-store"
     return response
+
+
+# ---------------------------------------------------------------- clinic scheduling rules and hours
+
+class CareSettingsForm(Schema):
+    """Checkboxes arrive only when ticked, so every flag defaults to False here."""
+
+    initial_evaluation_in_clinic = fields.Boolean(load_default=False)
+    progress_in_clinic = fields.Boolean(load_default=False)
+    discharge_in_clinic = fields.Boolean(load_default=False)
+    one_visit_per_patient_per_day = fields.Boolean(load_default=False)
+    allow_beyond_certification = fields.Boolean(load_default=False)
+    assistant_notes_need_cosign = fields.Boolean(load_default=False)
+    telehealth_modifier_95 = fields.Boolean(load_default=False)
+    progress_every_treatment_visits = fields.Integer(
+        required=True, validate=validate.Range(min=2, max=10, error="Medicare asks for a report at least every 10 treatment days."))
+    visit_minutes = fields.Integer(required=True, validate=validate.Range(min=15, max=240))
+
+
+class ClosureForm(Schema):
+    day = fields.Date(required=True)
+    reason = fields.String(required=True, validate=validate.Length(min=2, max=200))
+
+
+@bp.route("/admin/clinics/<id:clinic_id>/scheduling", methods=["GET", "POST"])
+@login_required
+def clinic_scheduling(clinic_id: int):
+    """The clinic's cadence and documentation rules, and the days it is closed."""
+    a, now = actor(), utc_now()
+    errors, status = {}, 200
+    form = request.form.get("form")
+    try:
+        if form == "settings":
+            operations.update_care_settings(a, clinic_id, load_form(CareSettingsForm()), now=now)
+            flash("The scheduling rules are saved.", "success")
+            return redirect(url_for("careplans.clinic_scheduling", clinic_id=clinic_id))
+        if form == "closure":
+            data = load_form(ClosureForm())
+            operations.add_closure(a, clinic_id, data["day"], data["reason"], now=now)
+            flash(f"The clinic is closed on {data['day']:%Y-%m-%d}.", "success")
+            return redirect(url_for("careplans.clinic_scheduling", clinic_id=clinic_id))
+    except ValidationFailed as error:
+        errors, status = error.errors, 422
+    closures = operations.clinic_closures(a, clinic_id)
+    clinic = account_operations.get_clinic(a, clinic_id)
+    return render_template("careplans/clinic_scheduling.html", clinic=clinic,
+                           settings=operations.care_settings(clinic_id), closures=closures,
+                           errors=errors, values=request.form, form_name=form), status
+
+
+@bp.route("/admin/closures/<id:closure_id>/delete", methods=["POST"])
+@login_required
+def closure_delete(closure_id: int):
+    clinic_id = operations.remove_closure(actor(), closure_id, now=utc_now())
+    flash("The closure is removed.", "success")
+    return redirect(url_for("careplans.clinic_scheduling", clinic_id=clinic_id))
+
+
+@bp.route("/staff/<id:user_id>/hours", methods=["GET", "POST"])
+@login_required
+def working_hours(user_id: int):
+    """A clinician's weekly hours, which the cadence proposals and video-slot offers respect."""
+    a = actor()
+    errors, status = {}, 200
+    if request.method == "POST":
+        try:
+            operations.set_working_hours(a, user_id, _hours_from_form(request.form), now=utc_now())
+        except ValidationFailed as error:
+            errors, status = error.errors, 422
+        else:
+            flash("The working hours are saved.", "success")
+            return redirect(url_for("careplans.working_hours", user_id=user_id))
+    user, hours, defaults = operations.working_hours_for(a, user_id)
+    return render_template("careplans/working_hours.html", user=user, hours=hours, defaults=defaults,
+                           weekdays=WEEKDAY_NAMES, errors=errors, values=request.form), status
+
+
+HOUR_SLOTS = 2  # intervals a day on the form: a morning and an afternoon
+
+
+def _hours_from_form(form) -> list[tuple[int, time, time]]:
+    intervals, problems = [], []
+    for weekday, name in enumerate(WEEKDAY_NAMES):
+        for slot in range(HOUR_SLOTS):
+            starts, ends = form.get(f"start_{weekday}_{slot}", ""), form.get(f"end_{weekday}_{slot}", "")
+            if not starts and not ends:
+                continue
+            try:
+                intervals.append((weekday, time.fromisoformat(starts), time.fromisoformat(ends)))
+            except ValueError:
+                problems.append(f"{name}: give both times as HH:MM.")
+    if problems:
+        raise ValidationFailed({"hours": problems})
+    return intervals
