@@ -29,8 +29,10 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 
+## Speed figures, each against a baseline measured in the same run
 bench: install
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/checkins.py
 
 clean:
 	rm -rf $(VENV) instance/*.sqlite3 .pytest_cache .ruff_cache

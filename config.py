@@ -17,6 +17,10 @@ def _int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
+def _float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
 def _database_url() -> str:
     url = os.environ.get("DATABASE_URL")
     if not url:
@@ -57,6 +61,25 @@ class Config:
     API_PAGE_SIZE_MAX = 100
 
     REDIS_URL = os.environ.get("REDIS_URL")
+
+    # Text messages (telerehab/messaging). `log` writes each text to the sms_log table instead of
+    # sending it; `twilio` sends through Twilio and needs the three TWILIO_* values after it.
+    SMS_BACKEND = os.environ.get("SMS_BACKEND", "log")
+    TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID")
+    TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN")  # also verifies the webhooks' signatures
+    TWILIO_FROM_NUMBER = os.environ.get("TWILIO_FROM_NUMBER")
+    TWILIO_BASE_URL = os.environ.get("TWILIO_BASE_URL")  # e.g. a local mock; unset: api.twilio.com
+    TWILIO_TIMEOUT_SECONDS = _float("TWILIO_TIMEOUT_SECONDS", 10.0)
+    TWILIO_WEBHOOK_SHARED_KEY = os.environ.get("TWILIO_WEBHOOK_SHARED_KEY")
+    # The address Twilio reaches the app at: status callbacks are sent there, and webhook
+    # signatures are checked against it (the app may see another scheme and host behind a proxy).
+    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL")
+    SMS_QUIET_HOURS = os.environ.get("SMS_QUIET_HOURS", "21:00-08:00")  # patient's local time
+    OUTBOX_MAX_ATTEMPTS = _int("OUTBOX_MAX_ATTEMPTS", 8)
+    OUTBOX_BACKOFF_BASE_SECONDS = _int("OUTBOX_BACKOFF_BASE_SECONDS", 30)
+    OUTBOX_BACKOFF_MAX_SECONDS = _int("OUTBOX_BACKOFF_MAX_SECONDS", 3600)
+    OUTBOX_BACKOFF_JITTER = _float("OUTBOX_BACKOFF_JITTER", 0.2)
+    OUTBOX_SENDING_LEASE_SECONDS = _int("OUTBOX_SENDING_LEASE_SECONDS", 120)
 
 
 class DevelopmentConfig(Config):

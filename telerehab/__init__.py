@@ -56,17 +56,25 @@ def register_blueprints(app: Flask) -> None:
     from telerehab.accounts import views as accounts_views
     from telerehab.careplans import api as careplans_api
     from telerehab.careplans import views as careplans_views
+    from telerehab.exercises import api as exercises_api
+    from telerehab.exercises import views as exercises_views
     from telerehab.extensions import api
+    from telerehab.messaging import views as messaging_views
 
     web.init_app(app)
     app.register_blueprint(accounts_views.bp)
     app.register_blueprint(careplans_views.bp)
+    app.register_blueprint(exercises_views.bp)
+    app.register_blueprint(messaging_views.bp)
     api.register_blueprint(accounts_api.blp)
     api.register_blueprint(careplans_api.blp)
+    api.register_blueprint(exercises_api.blp)
 
 
 def register_cli(app: Flask) -> None:
     from telerehab.accounts import cli as accounts_cli
+    from telerehab.jobs.cli import scheduler_cli
 
     app.cli.add_command(accounts_cli.create_user)
     app.cli.add_command(accounts_cli.seed_demo)
+    app.cli.add_command(scheduler_cli)

@@ -1,12 +1,14 @@
 """Clinic scheduling rules, closures and working hours, and how cadence proposals follow them."""
 
-from datetime import date, time
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select
 
 from telerehab.accounts.operations import Actor
 from telerehab.careplans import operations as care
+from telerehab.careplans.models import Visit
 from telerehab.careplans.rules import working_hours_problems
 from telerehab.errors import NotFound, ValidationFailed
 
@@ -105,3 +107,23 @@ def test_hours_page_round_trip(client, world):
                                    "end_0_1": "16:00"}).status_code == 302
     page = client.get(path).get_data(as_text=True)
     assert 'value="07:30"' in page and 'value="16:00"' in page
+
+
+def test_payer_settings_decide_modifier_95(client, world, db):
+    def video_lines():
+        start = datetime(2026, 3, 3, 15, tzinfo=UTC) + timedelta(days=len(db.session.scalars(select(Visit)).all()))
+        visit = care.schedule_visit(Actor(world.therapist), world.episode.id, {
+            "kind": "treatment", "modality": "video", "starts_at": start, "ends_at": start + timedelta(minutes=40)},
+            now=NOW)
+        for status in ("in_progress", "completed"):
+            care.change_visit_status(Actor(world.therapist), visit.id, status, now=NOW)
+        return care.set_services(Actor(world.therapist), visit.id, [{"cpt_code": "97110", "minutes": 30}], now=NOW)
+
+    assert video_lines()[0].modifiers == "GP 95"  # Medicare Part B default (§4.2)
+    login(client, "admin")
+    page = client.get("/admin/payers").get_data(as_text=True)
+    assert 'name="modifier_95_medicare" checked' in page
+    assert client.post("/admin/payers", data={"modifier_95_commercial": "on"}).status_code == 302
+    assert care.payer_wants_modifier_95(world.clinic.organisation_id, "commercial") is True
+    (line,) = video_lines()
+    assert (line.modifiers, line.place_of_service) == ("GP", "10")  # the patient's payer is Medicare

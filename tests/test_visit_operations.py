@@ -394,3 +394,25 @@ def test_calendar_visits_are_scoped(db, world):
     assert [v.patient_id for v in theirs] == [world.other_patient.id]
     admin_sees = care.calendar_visits(Actor(world.admin), clinician_id=None, start=start, end=end, now=NOW)
     assert len(admin_sees) == 2  # organisation-wide
+
+
+def test_the_offer_is_texted_with_the_cancellation_when_the_patient_accepts_texts(db, world, app):
+    from telerehab.messaging.models import OutboxMessage
+
+    accounts.record_consent(Actor(world.therapist), world.patient.id, "sms", method="written", note=None, now=NOW)
+    app.config["PUBLIC_BASE_URL"] = "https://clinic.example"
+    try:
+        visit = schedule(world, 2)
+        _, token = care.change_visit_status(Actor(world.therapist), visit.id, "cancelled", reason="Ill", now=NOW)
+    finally:
+        app.config["PUBLIC_BASE_URL"] = None
+    (message,) = db.session.scalars(select(OutboxMessage)).all()
+    assert message.kind == "video_offer" and message.patient_id == world.patient.id
+    assert f"https://clinic.example/offers/accept/{token}" in message.body
+    assert "M17" not in message.body and "knee" not in message.body.lower()
+    # Without SMS consent nothing is queued, but the offer stands on the patient's page.
+    other = schedule(world, 3)
+    accounts.revoke_consent(Actor(world.therapist), world.patient.consents[0].id, note=None, now=NOW)
+    care.change_visit_status(Actor(world.therapist), other.id, "cancelled", reason="Ill", now=NOW)
+    assert len(db.session.scalars(select(OutboxMessage)).all()) == 1
+    assert len(care.open_offers_for_patient(Actor(world.patient_user), world.patient.id, now=NOW)) == 2

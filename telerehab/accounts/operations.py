@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import func, insert, or_, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from telerehab.accounts import passwords
 from telerehab.accounts.models import (
@@ -47,7 +47,7 @@ from telerehab.accounts.rules import (
     throttle_verdict,
 )
 from telerehab.db_types import contains_text
-from telerehab.errors import NotFound, Throttled, ValidationFailed, field_errors
+from telerehab.errors import Forbidden, NotFound, Throttled, ValidationFailed, field_errors
 from telerehab.extensions import db
 
 
@@ -332,7 +332,9 @@ def list_api_tokens(actor: Actor) -> list[ApiToken]:
 
 
 def user_for_token(token: str, *, now: datetime) -> User | None:
-    record = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
+    # The user comes in the same query: this runs on every API request.
+    record = db.session.scalar(select(ApiToken).options(joinedload(ApiToken.user))
+                               .where(ApiToken.token_hash == hash_token(token)))
     if record is None or record.revoked_at is not None:
         return None
     if record.expires_at is not None and record.expires_at <= now:
@@ -510,11 +512,15 @@ def revoke_consent(actor: Actor, consent_id: int, *, note: str | None, now: date
     consent = db.session.get(Consent, consent_id)
     if consent is None:
         raise NotFound("No such consent.")
-    require_patient(actor.user, consent.patient, Permission.RECORD_CONSENT)
+    if actor.user is not None:
+        require_patient(actor.user, consent.patient, Permission.RECORD_CONSENT)
+    elif consent.kind != ConsentKind.SMS:
+        # No user: the patient's own STOP by SMS, whose Twilio signature the caller verified.
+        raise Forbidden("Only SMS consent is withdrawn by a text message.")
     if consent.revoked_at is not None:
         raise ValidationFailed({"consent": ["This consent was already revoked."]})
     consent.revoked_at = now
-    consent.revoked_by_id = actor.user.id
+    consent.revoked_by_id = actor.user.id if actor.user else None
     consent.revocation_note = note
     audit(actor, "revoke_consent", "consent", consent.id, now=now, patient_id=consent.patient_id,
           detail=consent.kind)

@@ -31,30 +31,51 @@ class Permission(StrEnum):
     MANAGE_USERS = "manage_users"
     MANAGE_CLINICS = "manage_clinics"
     VIEW_AUDIT_LOG = "view_audit_log"
+    # Home exercise and check-ins.
+    VIEW_EXERCISE_LIBRARY = "view_exercise_library"
+    MANAGE_EXERCISES = "manage_exercises"  # add the clinic's own exercises to the library
+    VIEW_PROGRAM = "view_program"
+    EDIT_PROGRAM = "edit_program"  # progressing the home program is within a PTA's scope
+    RECORD_CHECKIN = "record_checkin"
+    VIEW_CHECKINS = "view_checkins"  # billing sees data days, never the patient's notes
+    # Text messages: a patient's texts may carry clinical content, so clinicians only.
+    VIEW_MESSAGES = "view_messages"  # the clinic's inbound texts and a patient's conversation
+    SEND_MESSAGES = "send_messages"  # a manual text to a patient; their reminder settings
 
 
 _ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset({
         Permission.VIEW_PATIENT, Permission.EDIT_PATIENT, Permission.RECORD_CONSENT,
-        Permission.VIEW_EPISODE, Permission.MANAGE_USERS, Permission.MANAGE_CLINICS,
-        Permission.VIEW_AUDIT_LOG, Permission.VIEW_VISITS, Permission.SCHEDULE_VISITS,
-        Permission.MANAGE_CARE_SETTINGS,
+        Permission.VIEW_EPISODE, Permission.VIEW_VISITS, Permission.SCHEDULE_VISITS,
+        Permission.MANAGE_CARE_SETTINGS, Permission.MANAGE_USERS, Permission.MANAGE_CLINICS,
+        Permission.VIEW_AUDIT_LOG, Permission.VIEW_EXERCISE_LIBRARY, Permission.VIEW_PROGRAM,
+        Permission.VIEW_CHECKINS,
     }),
     Role.THERAPIST: frozenset({
         Permission.VIEW_PATIENT, Permission.EDIT_PATIENT, Permission.RECORD_CONSENT,
         Permission.VIEW_EPISODE, Permission.EDIT_EPISODE, Permission.VIEW_CLINICAL_NOTES,
         Permission.VIEW_VISITS, Permission.SCHEDULE_VISITS, Permission.DOCUMENT_VISITS,
-        Permission.COSIGN_NOTES,
+        Permission.COSIGN_NOTES, Permission.VIEW_EXERCISE_LIBRARY, Permission.MANAGE_EXERCISES,
+        Permission.VIEW_PROGRAM, Permission.EDIT_PROGRAM, Permission.RECORD_CHECKIN,
+        Permission.VIEW_CHECKINS, Permission.VIEW_MESSAGES, Permission.SEND_MESSAGES,
     }),
     Role.ASSISTANT: frozenset({
         Permission.VIEW_PATIENT, Permission.EDIT_PATIENT, Permission.RECORD_CONSENT,
         Permission.VIEW_EPISODE, Permission.VIEW_CLINICAL_NOTES, Permission.VIEW_VISITS,
-        Permission.SCHEDULE_VISITS, Permission.DOCUMENT_VISITS,
+        Permission.SCHEDULE_VISITS, Permission.DOCUMENT_VISITS, Permission.VIEW_EXERCISE_LIBRARY,
+        Permission.MANAGE_EXERCISES, Permission.VIEW_PROGRAM, Permission.EDIT_PROGRAM,
+        Permission.RECORD_CHECKIN, Permission.VIEW_CHECKINS, Permission.VIEW_MESSAGES,
+        Permission.SEND_MESSAGES,
     }),
-    # Visits and their charges, never the notes.
-    Role.BILLING: frozenset({Permission.VIEW_PATIENT, Permission.VIEW_EPISODE, Permission.VIEW_VISITS}),
+    # Visits, charges and data days; never notes, nor texts.
+    Role.BILLING: frozenset({
+        Permission.VIEW_PATIENT, Permission.VIEW_EPISODE, Permission.VIEW_VISITS, Permission.VIEW_CHECKINS,
+    }),
     # A patient's own records only; scoping below makes "own" true.
-    Role.PATIENT: frozenset({Permission.VIEW_PATIENT, Permission.VIEW_EPISODE, Permission.VIEW_VISITS}),
+    Role.PATIENT: frozenset({
+        Permission.VIEW_PATIENT, Permission.VIEW_EPISODE, Permission.VIEW_VISITS, Permission.VIEW_PROGRAM,
+        Permission.RECORD_CHECKIN, Permission.VIEW_CHECKINS,
+    }),
 }
 
 

@@ -92,8 +92,20 @@ class CareSettings(db.Model):
     allow_beyond_certification: Mapped[bool] = mapped_column(default=False)
     assistant_notes_need_cosign: Mapped[bool] = mapped_column(default=True)
     visit_minutes: Mapped[int] = mapped_column(default=45)
-    # Whether this clinic's telehealth lines carry modifier 95 (a payer-level toggle in billing).
+
+
+class PayerSettings(db.Model):
+    """What a kind of payer asks of a claim line. Modifier 95 on telehealth lines is the engine's
+    default for Medicare Part B (rtm-billing-2026.md §4.2) and a toggle for the others."""
+
+    __tablename__ = "payer_settings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    payer_type: Mapped[str] = mapped_column(String(30))
     telehealth_modifier_95: Mapped[bool] = mapped_column(default=True)
+
+    __table_args__ = (UniqueConstraint("organisation_id", "payer_type"),)
 
 
 class ClinicClosure(db.Model):

@@ -20,6 +20,7 @@ from telerehab.accounts.policy import (
     require_permission,
 )
 from telerehab.accounts.rules import CLINICAL_ROLES, Role
+from telerehab.accounts.schemas import PAYER_TYPES
 from telerehab.careplans.models import (
     CalendarFeed,
     CareSettings,
@@ -28,6 +29,7 @@ from telerehab.careplans.models import (
     EpisodeDiagnosis,
     EpisodeGoal,
     NoteAddendum,
+    PayerSettings,
     Recertification,
     ServiceLine,
     VideoSlotOffer,
@@ -66,6 +68,7 @@ from telerehab.careplans.rules import (
 from telerehab.db_types import contains_text
 from telerehab.errors import Forbidden, NotFound, ValidationFailed
 from telerehab.extensions import db
+from telerehab.messaging import operations as messaging
 
 _SCALAR_FIELDS = (
     "title", "status", "start_date", "frequency_per_week", "duration_weeks",
@@ -526,10 +529,21 @@ def _offer_video_slot(cancelled: Visit, *, now: datetime) -> str | None:
     if slot is None:
         return None
     token, token_hash = new_secret_token(OFFER_TOKEN_PREFIX)
-    db.session.add(VideoSlotOffer(
+    offer = VideoSlotOffer(
         cancelled_visit_id=cancelled.id, starts_at=slot[0], ends_at=slot[1], token_hash=token_hash,
         expires_at=min(slot[0], now + timedelta(days=7)),
-    ))
+    )
+    db.session.add(offer)
+    db.session.flush()
+    # The text goes out with the cancellation (same transaction); it names no diagnosis.
+    link = messaging.public_link(f"/offers/accept/{token}")
+    when = slot[0].astimezone(ZoneInfo(cancelled.patient.timezone)).strftime("%a %d %b at %H:%M")
+    messaging.enqueue_sms(
+        cancelled.patient, kind="video_offer", idempotency_key=f"video_offer:{offer.id}", now=now,
+        expires_at=offer.expires_at,
+        body=f"Your clinic visit was cancelled. A video visit is free on {when}. "
+             + (f"Tap to take it: {link}" if link else "Open the telerehab app to take it."),
+    )
     return token
 
 
@@ -763,7 +777,7 @@ def _derive_charges(visit: Visit, *, audio_only: bool) -> None:
         same_day.append(visit)
     lines = [line for v in same_day for line in v.services]
     units = timed_units([ServiceMinutes(line.cpt_code, line.minutes, line.assistant_minutes) for line in lines])
-    settings = care_settings(visit.clinic_id)
+    wants_95 = payer_wants_modifier_95(visit.clinic.organisation_id, visit.patient.payer_type)
     modality = Modality(visit.modality)
     for line in visit.services:
         line.units = units[line.cpt_code]
@@ -771,7 +785,7 @@ def _derive_charges(visit: Visit, *, audio_only: bool) -> None:
         line.place_of_service = place_of_service(modality, patient_at_home=True)
         line.modifiers = " ".join(line_modifiers(
             ServiceMinutes(line.cpt_code, line.minutes, line.assistant_minutes), modality=modality,
-            payer_wants_modifier_95=settings.telehealth_modifier_95, audio_only=audio_only))
+            payer_wants_modifier_95=wants_95, audio_only=audio_only))
 
 
 # ---------------------------------------------------------------- plan-of-care tracking
@@ -905,7 +919,7 @@ def feed_visits(token: str, *, now: datetime) -> tuple[User, list[Visit]]:
 CARE_SETTING_FIELDS = (
     "initial_evaluation_in_clinic", "progress_every_treatment_visits", "progress_in_clinic",
     "discharge_in_clinic", "one_visit_per_patient_per_day", "allow_beyond_certification",
-    "assistant_notes_need_cosign", "visit_minutes", "telehealth_modifier_95",
+    "assistant_notes_need_cosign", "visit_minutes",
 )
 
 
@@ -1000,4 +1014,32 @@ def set_working_hours(
     db.session.flush()
     db.session.add_all(WorkingHours(user_id=user.id, weekday=d, starts=s, ends=e) for d, s, e in intervals)
     audit(actor, "update", "working_hours", user.id, now=now)
+    db.session.commit()
+
+
+# ---------------------------------------------------------------- payer settings
+
+def payer_wants_modifier_95(organisation_id: int, payer_type: str) -> bool:
+    return db.session.scalar(select(PayerSettings.telehealth_modifier_95).where(
+        PayerSettings.organisation_id == organisation_id, PayerSettings.payer_type == payer_type)) is not False
+
+
+def payer_settings(actor: Actor) -> dict[str, bool]:
+    """Payer type -> whether its telehealth lines carry modifier 95, for the actor's organisation."""
+    require_permission(actor.user, Permission.MANAGE_CARE_SETTINGS)
+    return {payer_type: payer_wants_modifier_95(actor.user.organisation_id, payer_type) for payer_type in PAYER_TYPES}
+
+
+def set_payer_settings(actor: Actor, modifier_95: dict[str, bool], *, now: datetime) -> None:
+    require_permission(actor.user, Permission.MANAGE_CARE_SETTINGS)
+    organisation_id = actor.user.organisation_id
+    for payer_type in PAYER_TYPES:
+        row = db.session.scalar(select(PayerSettings).where(
+            PayerSettings.organisation_id == organisation_id, PayerSettings.payer_type == payer_type))
+        if row is None:
+            row = PayerSettings(organisation_id=organisation_id, payer_type=payer_type)
+            db.session.add(row)
+        row.telehealth_modifier_95 = bool(modifier_95.get(payer_type))
+    audit(actor, "update", "payer_settings", organisation_id, now=now,
+          detail="modifier_95=" + ",".join(t for t in PAYER_TYPES if modifier_95.get(t)))
     db.session.commit()

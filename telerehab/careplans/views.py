@@ -21,6 +21,7 @@ from marshmallow import Schema, fields, validate
 from telerehab.accounts import operations as account_operations
 from telerehab.accounts.policy import Permission, has_permission, require_permission
 from telerehab.accounts.rules import Role, npi_problem
+from telerehab.accounts.schemas import PAYER_TYPES
 from telerehab.api.validation import checked_by
 from telerehab.careplans import operations
 from telerehab.careplans.models import Episode
@@ -954,7 +955,6 @@ class CareSettingsForm(Schema):
     one_visit_per_patient_per_day = fields.Boolean(load_default=False)
     allow_beyond_certification = fields.Boolean(load_default=False)
     assistant_notes_need_cosign = fields.Boolean(load_default=False)
-    telehealth_modifier_95 = fields.Boolean(load_default=False)
     progress_every_treatment_visits = fields.Integer(
         required=True, validate=validate.Range(min=2, max=10, error="Medicare asks for a report at least every 10 treatment days."))
     visit_minutes = fields.Integer(required=True, validate=validate.Range(min=15, max=240))
@@ -1035,3 +1035,16 @@ def _hours_from_form(form) -> list[tuple[int, time, time]]:
     if problems:
         raise ValidationFailed({"hours": problems})
     return intervals
+
+
+@bp.route("/admin/payers", methods=["GET", "POST"])
+@login_required
+def payer_settings():
+    """What each kind of payer asks of telehealth claim lines."""
+    a = actor()
+    if request.method == "POST":
+        operations.set_payer_settings(a, {t: f"modifier_95_{t}" in request.form for t in PAYER_TYPES},
+                                      now=utc_now())
+        flash("The payer settings are saved.", "success")
+        return redirect(url_for("careplans.payer_settings"))
+    return render_template("careplans/payer_settings.html", settings=operations.payer_settings(a))

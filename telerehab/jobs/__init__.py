@@ -1,0 +1,1 @@
+"""The scheduler process: APScheduler wiring; each job calls one service function."""
