@@ -220,3 +220,12 @@ def login(client, username: str, password: str = PASSWORD):
 def bearer(user: User) -> dict[str, str]:
     token, _ = accounts.create_api_token(Actor(user), "tests", expires_in_days=None, now=NOW)
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (skips the test, saying why, where Chromium or Playwright is missing)."""
+    from .browser_support import chromium
+
+    with chromium() as browser:
+        yield browser

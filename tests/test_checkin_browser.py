@@ -6,16 +6,13 @@ nothing.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
-from telerehab import create_app
 from telerehab.accounts import operations as accounts
 from telerehab.accounts.operations import SYSTEM, Actor
 from telerehab.careplans import operations as careplans
@@ -24,8 +21,10 @@ from telerehab.exercises import operations as exercises
 from telerehab.exercises.models import CheckIn
 from telerehab.extensions import db
 
-from .conftest import NOW, PASSWORD, TEST_SETTINGS, clinic_data, episode_data, make_user, patient_data
-from .test_browser import CHROMIUM, CHROMIUM_ARGS, Recorder, sign_in, sync_api
+from .browser_support import Recorder, browser_app, playwright_or_skip, served, sign_in
+from .conftest import NOW, PASSWORD, clinic_data, episode_data, make_user, patient_data
+
+sync_api = playwright_or_skip()
 
 pytestmark = pytest.mark.browser
 
@@ -35,10 +34,8 @@ THUMB = 44  # CSS pixels: the smallest comfortable touch target
 
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory) -> Iterator[SimpleNamespace]:
-    database = tmp_path_factory.mktemp("checkin-browser") / "telerehab.sqlite3"
-    app = create_app({**TEST_SETTINGS, "WTF_CSRF_ENABLED": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}"})
+    app = browser_app(tmp_path_factory, "checkin-browser")
     with app.app_context():
-        db.create_all()
         organisation = accounts.create_organisation("Riverbend")
         clinic = accounts.create_clinic(SYSTEM, clinic_data(organisation.id, "Downtown"), now=NOW)
         therapist = make_user(organisation.id, "therapist", "therapist", clinic.id)
@@ -50,22 +47,8 @@ def live_server(tmp_path_factory) -> Iterator[SimpleNamespace]:
             {"exercise_key": "single-leg-stance"}]}, now=utc_now())
         ids = SimpleNamespace(patient=patient.id, items=[i.id for i in program.items])
         db.session.remove()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield SimpleNamespace(url=f"http://127.0.0.1:{server.server_port}", ids=ids, app=app)
-    server.shutdown()
-    thread.join(timeout=10)
-    with app.app_context():
-        db.engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    with served(app) as url:
+        yield SimpleNamespace(url=url, ids=ids, app=app)
 
 
 def test_a_patient_checks_in_on_a_phone_and_the_therapist_sees_the_data_day(live_server, browser):

@@ -11,29 +11,20 @@ The pages read the clock through `telerehab.careplans.views.utc_now`, fixed here
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
-from werkzeug.serving import make_server
 
-from telerehab import create_app
 from telerehab.accounts import operations as accounts
 from telerehab.accounts.operations import SYSTEM, Actor
 from telerehab.careplans import operations as careplans
 from telerehab.extensions import db
 
-from .conftest import NOW, PASSWORD, TEST_SETTINGS, clinic_data, episode_data, make_user, patient_data
+from .browser_support import Recorder, browser_app, playwright_or_skip, served, sign_in
+from .conftest import NOW, PASSWORD, clinic_data, episode_data, make_user, patient_data
 
-CHROMIUM = "/usr/bin/chromium"
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium): browser tests skipped",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
-
-from .test_browser import CHROMIUM_ARGS, Recorder, sign_in  # noqa: E402  (after the skips)
+sync_api = playwright_or_skip()
 
 pytestmark = pytest.mark.browser
 
@@ -41,11 +32,8 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory) -> Iterator[SimpleNamespace]:
     """The app on a free port of 127.0.0.1, CSRF enforced, file SQLite, the pages' clock at NOW."""
-    database = tmp_path_factory.mktemp("visit-browser") / "telerehab.sqlite3"
-    app = create_app({**TEST_SETTINGS, "WTF_CSRF_ENABLED": True,
-                      "SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}"})
+    app = browser_app(tmp_path_factory, "visit-browser")
     with app.app_context():
-        db.create_all()
         organisation = accounts.create_organisation("Riverbend")
         clinic = accounts.create_clinic(SYSTEM, clinic_data(organisation.id, "Downtown"), now=NOW)
         therapist = make_user(organisation.id, "therapist", "therapist", clinic.id)
@@ -56,22 +44,8 @@ def live_server(tmp_path_factory) -> Iterator[SimpleNamespace]:
         db.session.remove()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("telerehab.careplans.views.utc_now", lambda: NOW)
-        server = make_server("127.0.0.1", 0, app, threaded=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        yield SimpleNamespace(url=f"http://127.0.0.1:{server.server_port}", ids=ids)
-        server.shutdown()
-        thread.join(timeout=10)
-    with app.app_context():
-        db.engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+        with served(app) as url:
+            yield SimpleNamespace(url=url, ids=ids)
 
 
 def test_hybrid_cadence_cancel_and_one_tap_video_offer(live_server, browser):
