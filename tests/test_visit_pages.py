@@ -916,3 +916,16 @@ def test_account_page_has_the_calendar_feed_section(client, world):
     revoked = text(client.post("/account/calendar-feed/revoke", headers={"HX-Request": "true"}))
     assert "No feed address yet." in revoked
 
+
+
+def test_the_therapists_home_lists_the_plans_that_need_attention(client, world, monkeypatch):
+    monkeypatch.setattr("telerehab.accounts.views.utc_now", lambda: NOW)
+    ending = careplans.create_episode(Actor(world.therapist), world.patient.id, episode_data(
+        title="Left shoulder", certification_end=date(2026, 3, 6)), now=NOW)
+    login(client, "therapist")
+    home = client.get("/", follow_redirects=True).get_data(as_text=True)
+    assert "Plans of care needing attention" in home
+    assert f'/episodes/{ending.id}"' in home and "Left shoulder" in home
+    client.post("/logout")
+    login(client, "billing")
+    assert "needing attention" not in client.get("/patients").get_data(as_text=True)

@@ -130,6 +130,9 @@ def patient_list():
     context = {
         "result": result, "query": query, "mine": mine, "can_filter_mine": can_filter_mine,
         "latest": careplan_operations.latest_episodes(actor(), result.items),
+        # The therapist's home lists the plans of care that need them (certification, progress).
+        "alerts": careplan_operations.caseload_alerts(actor(), therapist_id=current_user.id, now=utc_now())
+        if current_user.role == Role.THERAPIST and not is_htmx_partial() else [],
         "can_add": has_permission(current_user, Permission.EDIT_PATIENT),
         "show_clinic": current_user.clinic_id is None,
     }
