@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -288,9 +289,11 @@ def _closures(clinic_id: int) -> frozenset[date]:
     return frozenset(db.session.scalars(select(ClinicClosure.day).where(ClinicClosure.clinic_id == clinic_id)))
 
 
-def certified_until(episode: Episode) -> date | None:
+def certified_until(episode: Episode, recertifications: list[Recertification] | None = None) -> date | None:
     """The last certified day: the latest recertification's end, else the plan's own."""
-    ends = [r.certification_end for r in _recertifications(episode.id)]
+    if recertifications is None:
+        recertifications = _recertifications(episode.id)
+    ends = [r.certification_end for r in recertifications]
     if episode.certification_end is not None:
         ends.append(episode.certification_end)
     return max(ends) if ends else None
@@ -351,8 +354,33 @@ def preview_cadence(actor: Actor, episode_id: int, options: dict[str, Any], *, n
     return propose_cadence(request)
 
 
+@dataclass(frozen=True)
+class _EpisodeSlots:
+    """What placing any visit of one episode depends on, loaded once however many visits are checked."""
+
+    episode: Episode
+    zone: ZoneInfo
+    settings: CareSettings
+    closures: frozenset[date]
+    patient_days: frozenset[date]
+    certified: date | None
+    may_go_beyond: bool
+
+
+def _episode_slots(episode: Episode, *, except_visit_id: int | None = None) -> _EpisodeSlots:
+    zone = ZoneInfo(episode.clinic.timezone)
+    settings = care_settings(episode.clinic_id)
+    recertifications = _recertifications(episode.id)
+    return _EpisodeSlots(
+        episode=episode, zone=zone, settings=settings, closures=_closures(episode.clinic_id),
+        patient_days=frozenset(_patient_visit_days(episode.patient_id, zone, except_visit_id=except_visit_id)),
+        certified=certified_until(episode, recertifications),
+        may_go_beyond=settings.allow_beyond_certification or bool(recertifications),
+    )
+
+
 def _slot_problems(
-    episode: Episode, clinician: User, kind: VisitKind, starts_at: datetime, ends_at: datetime, *,
+    slots: _EpisodeSlots, clinician: User, kind: VisitKind, starts_at: datetime, ends_at: datetime, *,
     except_visit_id: int | None = None, taken_days: set[date] = frozenset(),
     taken_intervals: list[tuple[datetime, datetime]] = (),
 ) -> tuple[dict[str, list[str]], bool]:
@@ -366,27 +394,22 @@ def _slot_problems(
     def problem(field_name: str, message: str) -> None:
         problems.setdefault(field_name, []).append(message)
 
-    settings = care_settings(episode.clinic_id)
     who = clinician_problem(kind, clinician.role)
     if who:
         problem("clinician_id", who)
-    zone = ZoneInfo(episode.clinic.timezone)
-    day = starts_at.astimezone(zone).date()
-    if day < episode.start_date:
+    day = starts_at.astimezone(slots.zone).date()
+    if day < slots.episode.start_date:
         problem("starts_at", "The visit falls before the episode starts.")
-    if day in _closures(episode.clinic_id):
+    if day in slots.closures:
         problem("starts_at", f"The clinic is closed on {day:%Y-%m-%d}.")
     clashes = _busy_intervals(clinician.id, starts_at, ends_at, except_visit_id=except_visit_id)
     if clashes or any(overlaps(starts_at, ends_at, s, e) for s, e in taken_intervals):
         problem("starts_at", f"{clinician.full_name} already has a visit at that time.")
-    if settings.one_visit_per_patient_per_day and (
-        day in _patient_visit_days(episode.patient_id, zone, except_visit_id=except_visit_id) or day in taken_days
-    ):
+    if slots.settings.one_visit_per_patient_per_day and (day in slots.patient_days or day in taken_days):
         problem("starts_at", f"The patient already has a visit on {day:%Y-%m-%d}.")
-    certified = certified_until(episode)
-    beyond = certified is not None and day > certified
-    if beyond and not (settings.allow_beyond_certification or _recertifications(episode.id)):
-        problem("starts_at", f"The visit falls after the certified period ({certified:%Y-%m-%d}); "
+    beyond = slots.certified is not None and day > slots.certified
+    if beyond and not slots.may_go_beyond:
+        problem("starts_at", f"The visit falls after the certified period ({slots.certified:%Y-%m-%d}); "
                              "record a recertification first.")
     return problems, beyond
 
@@ -421,8 +444,9 @@ def confirm_cadence(
     taken_days: set[date] = set()
     taken: list[tuple[datetime, datetime]] = []
     # Checked in time order (each against the earlier ones), reported by the index the client sent.
+    slots = _episode_slots(episode)
     for index, data in sorted(enumerate(visits), key=lambda pair: pair[1]["starts_at"]):
-        problems, beyond = _slot_problems(episode, clinician, VisitKind(data["kind"]), data["starts_at"],
+        problems, beyond = _slot_problems(slots, clinician, VisitKind(data["kind"]), data["starts_at"],
                                           data["ends_at"], taken_days=taken_days, taken_intervals=taken)
         for field_name, messages in problems.items():
             errors[f"visits.{index}.{field_name}"] = messages
@@ -443,7 +467,8 @@ def schedule_visit(actor: Actor, episode_id: int, data: dict[str, Any], *, now: 
     episode = _load(actor, episode_id, Permission.SCHEDULE_VISITS)
     _ensure_schedulable(episode)
     clinician = _clinician(actor, data.get("clinician_id") or episode.therapist_id, episode.clinic_id)
-    problems, beyond = _slot_problems(episode, clinician, VisitKind(data["kind"]), data["starts_at"], data["ends_at"])
+    problems, beyond = _slot_problems(_episode_slots(episode), clinician, VisitKind(data["kind"]),
+                                      data["starts_at"], data["ends_at"])
     if problems:
         raise ValidationFailed(problems)
     visit = _new_visit(episode, clinician, data, beyond, now)
@@ -473,8 +498,8 @@ def reschedule_visit(actor: Actor, visit_id: int, starts_at: datetime, ends_at: 
     visit = _load_visit(actor, visit_id, Permission.SCHEDULE_VISITS)
     if visit.status not in (VisitStatus.SCHEDULED, VisitStatus.CHECKED_IN):
         raise ValidationFailed({"status": [f"A {visit.status.replace('_', ' ')} visit cannot be moved."]})
-    problems, beyond = _slot_problems(visit.episode, visit.clinician, VisitKind(visit.kind), starts_at, ends_at,
-                                      except_visit_id=visit.id)
+    problems, beyond = _slot_problems(_episode_slots(visit.episode, except_visit_id=visit.id), visit.clinician,
+                                      VisitKind(visit.kind), starts_at, ends_at, except_visit_id=visit.id)
     if problems:
         raise ValidationFailed(problems)
     before = visit.starts_at
@@ -580,7 +605,8 @@ def accept_offer(actor: Actor, offer_id: int, *, now: datetime) -> Visit:
         raise ValidationFailed({"offer": ["This offer has expired; call the clinic to rebook."]})
     episode = cancelled.episode
     kind = VisitKind(cancelled.kind)
-    problems, beyond = _slot_problems(episode, cancelled.clinician, kind, offer.starts_at, offer.ends_at)
+    problems, beyond = _slot_problems(_episode_slots(episode), cancelled.clinician, kind, offer.starts_at,
+                                      offer.ends_at)
     if problems:
         raise ValidationFailed({"offer": ["This slot has just been taken; call the clinic to rebook."]})
     visit = _new_visit(episode, cancelled.clinician, {
