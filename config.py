@@ -62,6 +62,10 @@ class Config:
 
     REDIS_URL = os.environ.get("REDIS_URL")
 
+    # Files the app keeps: captured stills, consented recordings, claim exports. A mounted object
+    # store in production; under instance/ by default.
+    STORAGE_DIR = os.environ.get("STORAGE_DIR") or str(BASE_DIR / "instance" / "storage")
+
     # Text messages (telerehab/messaging). `log` writes each text to the sms_log table instead of
     # sending it; `twilio` sends through Twilio and needs the three TWILIO_* values after it.
     SMS_BACKEND = os.environ.get("SMS_BACKEND", "log")

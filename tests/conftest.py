@@ -7,6 +7,7 @@ scratch database made for this run and dropped after it.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ PASSWORD = "correct-horse-battery"
 
 TEST_SETTINGS = {
     "TESTING": True,
+    "STORAGE_DIR": tempfile.mkdtemp(prefix="telerehab-storage-"),
     "SECRET_KEY": "test-secret",
     "WTF_CSRF_ENABLED": False,
     "SESSION_COOKIE_SECURE": False,
