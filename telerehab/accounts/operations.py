@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, insert, or_, select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.orm import selectinload
 
 from telerehab.accounts import passwords
 from telerehab.accounts.models import (
@@ -74,22 +74,30 @@ def audit(
     patient_id: int | None = None,
     detail: str | None = None,
 ) -> None:
-    """Add an audit entry to the current transaction (it commits with the change it records)."""
-    db.session.add(audit_entry(actor, action, record_type, record_id, now, patient_id, detail))
+    """Write an audit entry in the current transaction (it commits or rolls back with the change it
+    records). A plain INSERT on the table, not an ORM object: every request that touches patient data
+    pays for it. The ids it names are flushed already, so nothing pending need be flushed first."""
+    db.session.execute(AuditEntry.__table__.insert(), [audit_values(actor, action, record_type, record_id, now, patient_id,
+                                                         detail)])
+
+
+def audit_values(actor, action, record_type, record_id, now, patient_id=None, detail=None) -> dict[str, Any]:
+    return {
+        "at": now,
+        "actor_id": actor.user.id if actor.user else None,
+        "actor_role": actor.user.role if actor.user else None,
+        "action": action,
+        "record_type": record_type,
+        "record_id": record_id,
+        "patient_id": patient_id,
+        "ip_address": actor.ip_address,
+        "detail": detail,
+    }
 
 
 def audit_entry(actor, action, record_type, record_id, now, patient_id=None, detail=None) -> AuditEntry:
-    return AuditEntry(
-        at=now,
-        actor_id=actor.user.id if actor.user else None,
-        actor_role=actor.user.role if actor.user else None,
-        action=action,
-        record_type=record_type,
-        record_id=record_id,
-        patient_id=patient_id,
-        ip_address=actor.ip_address,
-        detail=detail,
-    )
+    """An entry as an ORM object, for callers that add many in one flush."""
+    return AuditEntry(**audit_values(actor, action, record_type, record_id, now, patient_id, detail))
 
 
 def audit_reads(
@@ -98,12 +106,8 @@ def audit_reads(
     """One entry per record shown, as (record id, patient id), in a single INSERT and committed:
     reads leave a trace like writes do, at a cost that does not grow in round trips with a list."""
     if records:
-        db.session.execute(insert(AuditEntry), [{
-            "at": now, "actor_id": actor.user.id if actor.user else None,
-            "actor_role": actor.user.role if actor.user else None, "action": action,
-            "record_type": record_type, "record_id": record_id, "patient_id": patient_id,
-            "ip_address": actor.ip_address, "detail": None,
-        } for record_id, patient_id in records])
+        db.session.execute(insert(AuditEntry), [
+            audit_values(actor, action, record_type, record_id, now, patient_id) for record_id, patient_id in records])
     db.session.commit()
 
 
@@ -332,20 +336,21 @@ def list_api_tokens(actor: Actor) -> list[ApiToken]:
 
 
 def user_for_token(token: str, *, now: datetime) -> User | None:
-    # The user comes in the same query: this runs on every API request.
-    record = db.session.scalar(select(ApiToken).options(joinedload(ApiToken.user))
-                               .where(ApiToken.token_hash == hash_token(token)))
-    if record is None or record.revoked_at is not None:
+    """The active owner of a live token, or None. It runs on every API request: one query, whose
+    conditions the database applies, and the only entity it builds is the user."""
+    row = db.session.execute(
+        select(User, ApiToken.id, ApiToken.last_used_at).join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None), User.is_active_account,
+               or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now))
+    ).first()
+    if row is None:
         return None
-    if record.expires_at is not None and record.expires_at <= now:
-        return None
-    if not record.user.is_active:
-        return None
+    user, token_id, last_used_at = row
     # Stamp at most once a minute: a busy client should not turn every read into a write.
-    if record.last_used_at is None or now - record.last_used_at > timedelta(minutes=1):
-        record.last_used_at = now
+    if last_used_at is None or now - last_used_at > timedelta(minutes=1):
+        db.session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now))
         db.session.commit()
-    return record.user
+    return user
 
 
 # ---------------------------------------------------------------- patients
