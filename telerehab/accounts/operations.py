@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from telerehab.accounts import passwords
@@ -335,14 +335,18 @@ def list_api_tokens(actor: Actor) -> list[ApiToken]:
     ))
 
 
+# Built once: this runs on every API request, and building a statement costs more than running it.
+_TOKEN_OWNER = (
+    select(User, ApiToken.id, ApiToken.last_used_at).join(ApiToken, ApiToken.user_id == User.id)
+    .where(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None), User.is_active_account,
+           or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > bindparam("now")))
+)
+
+
 def user_for_token(token: str, *, now: datetime) -> User | None:
-    """The active owner of a live token, or None. It runs on every API request: one query, whose
-    conditions the database applies, and the only entity it builds is the user."""
-    row = db.session.execute(
-        select(User, ApiToken.id, ApiToken.last_used_at).join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None), User.is_active_account,
-               or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now))
-    ).first()
+    """The active owner of a live token, or None, in one query whose conditions the database
+    applies; the only entity it builds is the user."""
+    row = db.session.execute(_TOKEN_OWNER, {"token_hash": hash_token(token), "now": now}).first()
     if row is None:
         return None
     user, token_id, last_used_at = row

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -372,22 +372,26 @@ def active_episode_of(patient: Patient, local: date) -> Episode | None:
         return None
 
 
+# Built once, like every statement on the check-in path: building one costs more than running it.
+_LOOK_UP = (
+    select(Patient, CheckInSettings.late_upload_days,
+           select(CheckIn.id).where(CheckIn.client_id == bindparam("client_id")).scalar_subquery(),
+           Episode, Program)
+    .select_from(Patient)
+    .outerjoin(CheckInSettings, CheckInSettings.clinic_id == Patient.clinic_id)
+    .outerjoin(Episode, and_(Episode.patient_id == Patient.id, Episode.status == EpisodeStatus.ACTIVE))
+    .outerjoin(Program, Program.episode_id == Episode.id)
+    .where(Patient.id == bindparam("patient_id"))
+    .order_by(*_EPISODE_ORDER)
+)
+
+
 def _look_up(patient_id: int, client_id: uuid.UUID | None) -> tuple[Patient | None, int, int | None, Candidates]:
     """Everything a check-in needs to know before it is written, in one query (each round trip to
     the database counts under load): the patient, their clinic's late-upload window, the id of a
     check-in already stored with `client_id`, and the patient's active episodes with their program
     versions. Nothing of it leaves this module before the policy check."""
-    existing = select(CheckIn.id).where(CheckIn.client_id == client_id).scalar_subquery()
-    rows = db.session.execute(
-        select(Patient, CheckInSettings.late_upload_days, existing,
-               Episode, Program)
-        .select_from(Patient)
-        .outerjoin(CheckInSettings, CheckInSettings.clinic_id == Patient.clinic_id)
-        .outerjoin(Episode, and_(Episode.patient_id == Patient.id, Episode.status == EpisodeStatus.ACTIVE))
-        .outerjoin(Program, Program.episode_id == Episode.id)
-        .where(Patient.id == patient_id)
-        .order_by(*_EPISODE_ORDER)
-    ).all()
+    rows = db.session.execute(_LOOK_UP, {"patient_id": patient_id, "client_id": client_id}).all()
     if not rows:
         return None, DEFAULT_LATE_UPLOAD_DAYS, None, []
     patient, days, existing_id = rows[0][:3]
@@ -446,13 +450,16 @@ def _insert_checkin(values: dict[str, Any], exercises: list[dict[str, int]], ent
     the ORM's bookkeeping for new objects costs more than the statements. (One statement of
     data-modifying CTEs on PostgreSQL was measured too: it saves two round trips but runs slower.)
     """
-    checkins = CheckIn.__table__
-    checkin_id = db.session.execute(checkins.insert().returning(checkins.c.id), values).scalar_one()
+    checkin_id = db.session.execute(_INSERT_CHECKIN, values).scalar_one()
     if exercises:
-        db.session.execute(CheckInExercise.__table__.insert(),
-                           [{**line, "checkin_id": checkin_id} for line in exercises])
-    db.session.execute(AuditEntry.__table__.insert(), {**entry, "record_id": checkin_id})
+        db.session.execute(_INSERT_LINE, [{**line, "checkin_id": checkin_id} for line in exercises])
+    db.session.execute(_INSERT_AUDIT_ENTRY, {**entry, "record_id": checkin_id})
     return checkin_id
+
+
+_INSERT_CHECKIN = CheckIn.__table__.insert().returning(CheckIn.__table__.c.id)
+_INSERT_LINE = CheckInExercise.__table__.insert()
+_INSERT_AUDIT_ENTRY = AuditEntry.__table__.insert()
 
 
 def record_checkin(
