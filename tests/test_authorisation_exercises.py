@@ -6,14 +6,9 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-
-from telerehab.accounts import operations as accounts
-from telerehab.accounts.operations import Actor
 from telerehab.db_types import utc_now
 
-from .conftest import NOW, PASSWORD, bearer
-from .test_authorisation import REFUSED, ROLES, Case, _api_call, _page_call
+from .authorisation_support import ROLES, Case
 from .test_exercises_operations import make_program
 
 CLINICIANS = ("therapist", "assistant")
@@ -61,49 +56,6 @@ API_CASES_EXERCISES = [
 ]
 
 
-@pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize("case", API_CASES_EXERCISES, ids=str)
-def test_api_role_table(client, world, case, role):
-    response = _api_call(client, world, case, role, case.path)
-    if role in case.allowed:
-        assert response.status_code == case.allowed[role], response.get_data(as_text=True)
-    else:
-        assert response.status_code in REFUSED, response.get_data(as_text=True)
-
-
-@pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize("case", [c for c in API_CASES_EXERCISES if c.other_path], ids=str)
-def test_api_other_clinic_patient(client, world, case, role):
-    response = _api_call(client, world, case, role, case.other_path)
-    if role in case.other_allowed and role in case.allowed:
-        assert response.status_code == case.allowed[role], response.get_data(as_text=True)
-    else:
-        assert response.status_code in REFUSED, response.get_data(as_text=True)
-
-
-@pytest.mark.parametrize("case", API_CASES_EXERCISES, ids=str)
-def test_api_without_token_is_401(client, world, case):
-    response = client.open(case.path(world), method=case.method, json=case.body(world) if case.body else None)
-    assert response.status_code == 401
-
-
-@pytest.mark.parametrize("case", [c for c in API_CASES_EXERCISES if c.other_path], ids=str)
-def test_api_foreign_organisation_is_refused_even_to_admin(client, world, case):
-    foreign_admin = accounts.create_user(Actor(None), {
-        "organisation_id": world.foreign_clinic.organisation_id, "username": "faradmin", "full_name": "Far",
-        "role": "admin", "clinic_id": None, "password": PASSWORD}, now=NOW)
-    response = client.open(case.path(world), method=case.method, json=case.body(world) if case.body else None,
-                           headers=bearer(foreign_admin))
-    assert response.status_code in REFUSED
-
-
-def test_every_exercises_api_route_is_in_the_table(app):
-    table = {(c.method, c.rule) for c in API_CASES_EXERCISES}
-    routes = {(method, rule.rule) for rule in app.url_map.iter_rules() if rule.endpoint.startswith("exercises_api.")
-              for method in rule.methods - {"HEAD", "OPTIONS"}}
-    assert routes == table
-
-
 # ---------------------------------------------------------------- pages
 
 def _own_program_page(world):
@@ -149,43 +101,6 @@ PAGE_CASES_EXERCISES = [
 PUBLIC_EXERCISE_ASSETS = {("GET", "/exercises/static/<path:filename>")}
 
 
-@pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize("case", PAGE_CASES_EXERCISES, ids=str)
-def test_page_role_table(client, world, case, role):
-    response = _page_call(client, world, case, role, case.path)
-    body = response.get_data(as_text=True)
-    if role in case.allowed:
-        assert response.status_code == case.allowed[role], body[:2000]
-        if case.rule == "/check-in" and role != "patient":
-            assert response.headers["Location"] == "/"
-    else:
-        assert response.status_code in REFUSED, body[:2000]
-
-
-@pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize("case", [c for c in PAGE_CASES_EXERCISES if c.other_path], ids=str)
-def test_page_other_clinic_patient(client, world, case, role):
-    response = _page_call(client, world, case, role, case.other_path)
-    if role in case.other_allowed and role in case.allowed:
-        assert response.status_code == case.allowed[role]
-    else:
-        assert response.status_code in REFUSED
-
-
-@pytest.mark.parametrize("case", PAGE_CASES_EXERCISES, ids=str)
-def test_pages_send_the_signed_out_to_sign_in(client, world, case):
-    response = _page_call(client, world, case, None, case.path)
-    assert response.status_code == 302
-    assert response.headers["Location"].startswith("/login")
-
-
 def test_the_stylesheet_is_served_to_anyone(client):
     response = client.get("/exercises/static/exercises.css")
     assert response.status_code == 200 and response.mimetype == "text/css"
-
-
-def test_every_exercises_page_route_is_in_the_table(app):
-    table = {(c.method, c.rule) for c in PAGE_CASES_EXERCISES} | PUBLIC_EXERCISE_ASSETS
-    routes = {(method, rule.rule) for rule in app.url_map.iter_rules() if rule.endpoint.startswith("exercises.")
-              for method in rule.methods - {"HEAD", "OPTIONS"}}
-    assert routes == table

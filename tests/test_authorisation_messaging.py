@@ -12,8 +12,8 @@ from telerehab.accounts import operations as accounts
 from telerehab.accounts.operations import Actor
 from telerehab.messaging import operations as messaging
 
+from .authorisation_support import ROLES, Case, other_sms_consent, sms_consent
 from .conftest import NOW, PASSWORD
-from .test_authorisation import REFUSED, ROLES, Case, _consent, _other_consent, _page_call
 
 CLINICIANS_200 = {"therapist": 200, "assistant": 200}
 CLINICIANS_302 = {"therapist": 302, "assistant": 302}
@@ -53,8 +53,8 @@ MESSAGING_PAGE_CASES = [
     Case("GET", "/patients/<id:patient_id>/messages", lambda w: f"/patients/{w.patient.id}/messages",
          CLINICIANS_200, other_path=lambda w: f"/patients/{w.other_patient.id}/messages"),
     Case("POST", "/patients/<id:patient_id>/messages",
-         lambda w: (_consent(w), f"/patients/{w.patient.id}/messages")[1], CLINICIANS_302, body=_message_form,
-         other_path=lambda w: (_other_consent(w), f"/patients/{w.other_patient.id}/messages")[1]),
+         lambda w: (sms_consent(w), f"/patients/{w.patient.id}/messages")[1], CLINICIANS_302, body=_message_form,
+         other_path=lambda w: (other_sms_consent(w), f"/patients/{w.other_patient.id}/messages")[1]),
     Case("POST", "/patients/<id:patient_id>/sms-settings", lambda w: f"/patients/{w.patient.id}/sms-settings",
          CLINICIANS_302, body=lambda w: {"reminder_time": "18:30", "reminders_enabled": "1"},
          other_path=lambda w: f"/patients/{w.other_patient.id}/sms-settings"),
@@ -62,34 +62,6 @@ MESSAGING_PAGE_CASES = [
 
 # Twilio's webhooks: no session, authenticated by the X-Twilio-Signature header instead.
 PUBLIC_WEBHOOKS = {("POST", "/twilio/sms/inbound"), ("POST", "/twilio/sms/status")}
-
-
-@pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize("case", MESSAGING_PAGE_CASES, ids=str)
-def test_messaging_page_role_table(client, world, case, role):
-    response = _page_call(client, world, case, role, case.path)
-    body = response.get_data(as_text=True)
-    if role in case.allowed:
-        assert response.status_code == case.allowed[role], body[:2000]
-    else:
-        assert response.status_code in REFUSED, body[:2000]
-
-
-@pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize("case", [c for c in MESSAGING_PAGE_CASES if c.other_path], ids=str)
-def test_messaging_pages_refuse_another_clinics_patient(client, world, case, role):
-    response = _page_call(client, world, case, role, case.other_path)
-    if role in case.other_allowed and role in case.allowed:
-        assert response.status_code == case.allowed[role]
-    else:
-        assert response.status_code in REFUSED
-
-
-@pytest.mark.parametrize("case", MESSAGING_PAGE_CASES, ids=str)
-def test_messaging_pages_send_the_signed_out_to_sign_in(client, world, case):
-    response = _page_call(client, world, case, None, case.path)
-    assert response.status_code == 302
-    assert response.headers["Location"].startswith("/login")
 
 
 @pytest.mark.parametrize("role", [None, *ROLES])

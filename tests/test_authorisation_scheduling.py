@@ -2,13 +2,11 @@
 
 from datetime import date
 
-import pytest
-
 from telerehab.accounts.operations import Actor
 from telerehab.careplans import operations as care
 
+from .authorisation_support import Case
 from .conftest import NOW
-from .test_authorisation import REFUSED, ROLES, Case, _page_call
 
 
 def _closure(world, other=False):
@@ -34,19 +32,3 @@ SCHEDULING_PAGE_CASES = [
          {"admin": 302, "therapist": 302}, body=lambda w: {"start_0_0": "07:00", "end_0_0": "15:00"},
          other_path=lambda w: f"/staff/{w.foreign_therapist.id}/hours"),
 ]
-
-
-@pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize("case", SCHEDULING_PAGE_CASES, ids=str)
-def test_scheduling_page_role_table(client, world, case, role):
-    response = _page_call(client, world, case, role, case.path)
-    if role in case.allowed:
-        assert response.status_code == case.allowed[role], response.get_data(as_text=True)[:1500]
-    else:
-        assert response.status_code in REFUSED
-
-
-@pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize("case", [c for c in SCHEDULING_PAGE_CASES if c.other_path], ids=str)
-def test_another_organisations_clinic_and_staff_are_refused(client, world, case, role):
-    assert _page_call(client, world, case, role, case.other_path).status_code in REFUSED
