@@ -38,6 +38,7 @@ from telerehab.careplans.models import (
     VisitNote,
     WorkingHours,
 )
+from telerehab.careplans.records import episode_for, visit_for
 from telerehab.careplans.rules import (
     DEFAULT_WORKING_HOURS,
     Alert,
@@ -143,7 +144,7 @@ def create_episode(actor: Actor, patient_id: int, data: dict[str, Any], *, now: 
 
 
 def update_episode(actor: Actor, episode_id: int, data: dict[str, Any], *, now: datetime) -> Episode:
-    episode = _load(actor, episode_id, Permission.EDIT_EPISODE)
+    episode = episode_for(actor, episode_id, Permission.EDIT_EPISODE)
     current = {key: getattr(episode, key) for key in _SCALAR_FIELDS}
     values = {**current, **data}
     _check(values)
@@ -158,16 +159,8 @@ def update_episode(actor: Actor, episode_id: int, data: dict[str, Any], *, now: 
     return episode
 
 
-def _load(actor: Actor, episode_id: int, permission: Permission) -> Episode:
-    episode = db.session.get(Episode, episode_id)
-    if episode is None:
-        raise NotFound("No such episode.")
-    require_patient(actor.user, episode.patient, permission)
-    return episode
-
-
 def get_episode(actor: Actor, episode_id: int, *, now: datetime) -> Episode:
-    episode = _load(actor, episode_id, Permission.VIEW_EPISODE)
+    episode = episode_for(actor, episode_id, Permission.VIEW_EPISODE)
     audit(actor, "read", "episode", episode.id, now=now, patient_id=episode.patient_id)
     db.session.commit()
     return episode
@@ -320,7 +313,7 @@ def _modality_pattern(values) -> tuple[Modality, ...]:
 
 def preview_cadence(actor: Actor, episode_id: int, options: dict[str, Any], *, now: datetime) -> CadenceProposal:
     """The proposed series for an episode (nothing is written): the therapist edits, then confirms."""
-    episode = _load(actor, episode_id, Permission.SCHEDULE_VISITS)
+    episode = episode_for(actor, episode_id, Permission.SCHEDULE_VISITS)
     _ensure_schedulable(episode)
     if options.get("start_date") and options["start_date"] < episode.start_date:
         raise ValidationFailed({"start_date": ["The series cannot start before the episode."]})
@@ -433,7 +426,7 @@ def confirm_cadence(
     actor: Actor, episode_id: int, visits: list[dict[str, Any]], *, clinician_id: int | None, now: datetime
 ) -> list[Visit]:
     """Write the series the therapist confirmed (as proposed or edited): all of it, or none."""
-    episode = _load(actor, episode_id, Permission.SCHEDULE_VISITS)
+    episode = episode_for(actor, episode_id, Permission.SCHEDULE_VISITS)
     _ensure_schedulable(episode)
     clinician = _clinician(actor, clinician_id or episode.therapist_id, episode.clinic_id)
     if not visits:
@@ -464,7 +457,7 @@ def confirm_cadence(
 
 
 def schedule_visit(actor: Actor, episode_id: int, data: dict[str, Any], *, now: datetime) -> Visit:
-    episode = _load(actor, episode_id, Permission.SCHEDULE_VISITS)
+    episode = episode_for(actor, episode_id, Permission.SCHEDULE_VISITS)
     _ensure_schedulable(episode)
     clinician = _clinician(actor, data.get("clinician_id") or episode.therapist_id, episode.clinic_id)
     problems, beyond = _slot_problems(_episode_slots(episode), clinician, VisitKind(data["kind"]),
@@ -479,23 +472,15 @@ def schedule_visit(actor: Actor, episode_id: int, data: dict[str, Any], *, now: 
     return visit
 
 
-def _load_visit(actor: Actor, visit_id: int, permission: Permission) -> Visit:
-    visit = db.session.get(Visit, visit_id)
-    if visit is None:
-        raise NotFound("No such visit.")
-    require_patient(actor.user, visit.patient, permission)
-    return visit
-
-
 def get_visit(actor: Actor, visit_id: int, *, now: datetime) -> Visit:
-    visit = _load_visit(actor, visit_id, Permission.VIEW_VISITS)
+    visit = visit_for(actor, visit_id, Permission.VIEW_VISITS)
     audit(actor, "read", "visit", visit.id, now=now, patient_id=visit.patient_id)
     db.session.commit()
     return visit
 
 
 def reschedule_visit(actor: Actor, visit_id: int, starts_at: datetime, ends_at: datetime, *, now: datetime) -> Visit:
-    visit = _load_visit(actor, visit_id, Permission.SCHEDULE_VISITS)
+    visit = visit_for(actor, visit_id, Permission.SCHEDULE_VISITS)
     if visit.status not in (VisitStatus.SCHEDULED, VisitStatus.CHECKED_IN):
         raise ValidationFailed({"status": [f"A {visit.status.replace('_', ' ')} visit cannot be moved."]})
     problems, beyond = _slot_problems(_episode_slots(visit.episode, except_visit_id=visit.id), visit.clinician,
@@ -516,7 +501,7 @@ def change_visit_status(
 ) -> tuple[Visit, str | None]:
     """Move a visit along its allowed transitions. Cancelling a clinic visit offers the patient the
     nearest free video slot that week; the second value is the offer's one-tap token, if any."""
-    visit = _load_visit(actor, visit_id, Permission.SCHEDULE_VISITS)
+    visit = visit_for(actor, visit_id, Permission.SCHEDULE_VISITS)
     new_status = VisitStatus(new_status)
     if visit.status == new_status:
         return visit, None  # a retried request changes nothing
@@ -647,7 +632,7 @@ def _audit_visit_reads(actor: Actor, visits: list[Visit], now: datetime) -> None
 
 
 def visits_of_episode(actor: Actor, episode_id: int, *, now: datetime) -> list[Visit]:
-    episode = _load(actor, episode_id, Permission.VIEW_VISITS)
+    episode = episode_for(actor, episode_id, Permission.VIEW_VISITS)
     visits = list(db.session.scalars(
         select(Visit).where(Visit.episode_id == episode.id).options(*_VISIT_LOAD).order_by(Visit.starts_at)))
     _audit_visit_reads(actor, visits, now)
@@ -670,7 +655,7 @@ NOTE_FIELDS = ("subjective", "objective", "assessment", "plan")
 
 
 def _note_for_writing(actor: Actor, visit_id: int) -> tuple[Visit, VisitNote | None]:
-    visit = _load_visit(actor, visit_id, Permission.DOCUMENT_VISITS)
+    visit = visit_for(actor, visit_id, Permission.DOCUMENT_VISITS)
     return visit, visit.note
 
 
@@ -711,7 +696,7 @@ def sign_note(actor: Actor, visit_id: int, *, now: datetime) -> VisitNote:
 
 def get_note(actor: Actor, visit_id: int, *, now: datetime) -> VisitNote:
     """A visit's note, for clinical staff only; the read is audited like any clinical record."""
-    visit = _load_visit(actor, visit_id, Permission.VIEW_CLINICAL_NOTES)
+    visit = visit_for(actor, visit_id, Permission.VIEW_CLINICAL_NOTES)
     if visit.note is None:
         raise NotFound("This visit has no note yet.")
     audit(actor, "read", "visit_note", visit.note.id, now=now, patient_id=visit.patient_id)
@@ -725,7 +710,7 @@ def note_needs_cosign(note: VisitNote) -> bool:
 
 
 def cosign_note(actor: Actor, visit_id: int, *, now: datetime) -> VisitNote:
-    visit = _load_visit(actor, visit_id, Permission.COSIGN_NOTES)
+    visit = visit_for(actor, visit_id, Permission.COSIGN_NOTES)
     note = visit.note
     if note is None or note.signed_at is None:
         raise ValidationFailed({"note": ["The assistant signs the note first."]})
@@ -759,7 +744,7 @@ def set_services(
 ) -> list[ServiceLine]:
     """Record the services of a visit; units follow the 8-minute rule over the patient's timed
     minutes that day, and POS and modifiers are derived from the visit, never typed."""
-    visit = _load_visit(actor, visit_id, Permission.DOCUMENT_VISITS)
+    visit = visit_for(actor, visit_id, Permission.DOCUMENT_VISITS)
     if visit.status != VisitStatus.COMPLETED:
         raise ValidationFailed({"services": ["Record services once the visit is completed."]})
     if visit.note is not None and visit.note.signed_at is not None:
@@ -853,7 +838,7 @@ def episode_alerts(episode: Episode, *, now: datetime) -> list[Alert]:
 
 
 def alerts_of_episode(actor: Actor, episode_id: int, *, now: datetime) -> list[Alert]:
-    episode = _load(actor, episode_id, Permission.VIEW_EPISODE)
+    episode = episode_for(actor, episode_id, Permission.VIEW_EPISODE)
     audit(actor, "read_alerts", "episode", episode.id, now=now, patient_id=episode.patient_id)
     db.session.commit()
     return episode_alerts(episode, now=now)
@@ -871,7 +856,7 @@ def caseload_alerts(actor: Actor, *, therapist_id: int, now: datetime) -> list[t
 
 
 def record_recertification(actor: Actor, episode_id: int, data: dict[str, Any], *, now: datetime) -> Recertification:
-    episode = _load(actor, episode_id, Permission.EDIT_EPISODE)
+    episode = episode_for(actor, episode_id, Permission.EDIT_EPISODE)
     previous_end = certified_until(episode)
     # Checked without the signature date: a recertification is signed before its period begins.
     problems = certification_problems(

@@ -26,6 +26,7 @@ from telerehab.accounts.policy import (
 )
 from telerehab.accounts.rules import Role
 from telerehab.careplans.models import Episode
+from telerehab.careplans.records import episode_for
 from telerehab.careplans.rules import EpisodeStatus
 from telerehab.errors import Forbidden, NotFound, ValidationFailed, field_errors
 from telerehab.exercises.library import as_exercise, library_by_key, load_library
@@ -204,17 +205,9 @@ def _program_day(versions: list[Program], local_date: date) -> ProgramDay | None
     return ProgramDay(date=local_date, program=program, items=items)
 
 
-def _load_episode(actor: Actor, episode_id: int, permission: Permission) -> Episode:
-    episode = db.session.get(Episode, episode_id)
-    if episode is None:
-        raise NotFound("No such episode.")
-    require_patient(actor.user, episode.patient, permission)
-    return episode
-
-
 def get_program_day(actor: Actor, episode_id: int, *, on: date | None, now: datetime) -> ProgramDay:
     """The program in force on `on` (default: the patient's today)."""
-    episode = _load_episode(actor, episode_id, Permission.VIEW_PROGRAM)
+    episode = episode_for(actor, episode_id, Permission.VIEW_PROGRAM)
     day = program_on(episode, on or patient_today(episode.patient, now))
     if day is None:
         db.session.rollback()
@@ -227,7 +220,7 @@ def get_program_day(actor: Actor, episode_id: int, *, on: date | None, now: date
 
 def program_history(actor: Actor, episode_id: int, *, now: datetime) -> tuple[Episode, list[Program]]:
     """Every version of the episode's program, newest first."""
-    episode = _load_episode(actor, episode_id, Permission.VIEW_PROGRAM)
+    episode = episode_for(actor, episode_id, Permission.VIEW_PROGRAM)
     programs = list(db.session.scalars(
         select(Program).where(Program.episode_id == episode.id).order_by(Program.version.desc())
         .options(selectinload(Program.items), selectinload(Program.created_by))
@@ -240,7 +233,7 @@ def program_history(actor: Actor, episode_id: int, *, now: datetime) -> tuple[Ep
 
 def program_editor(actor: Actor, episode_id: int, *, now: datetime) -> tuple[Episode, Program | None, list[Exercise]]:
     """What the edit form needs: the episode, its latest version, the exercises it may use."""
-    episode = _load_episode(actor, episode_id, Permission.EDIT_PROGRAM)
+    episode = episode_for(actor, episode_id, Permission.EDIT_PROGRAM)
     latest = db.session.scalar(
         select(Program).where(Program.episode_id == episode.id).order_by(Program.version.desc()).limit(1)
         .options(selectinload(Program.items))
@@ -253,7 +246,7 @@ def program_editor(actor: Actor, episode_id: int, *, now: datetime) -> tuple[Epi
 
 def create_program_version(actor: Actor, episode_id: int, data: dict[str, Any], *, now: datetime) -> Program:
     """Add a version of the episode's program; earlier versions stay as they were."""
-    episode = _load_episode(actor, episode_id, Permission.EDIT_PROGRAM)
+    episode = episode_for(actor, episode_id, Permission.EDIT_PROGRAM)
     if episode.status == EpisodeStatus.DISCHARGED:
         raise ValidationFailed({"episode": ["The patient is discharged from this episode; its program is closed."]})
     today = patient_today(episode.patient, now)
