@@ -15,11 +15,12 @@ $(BIN)/flask: requirements.txt requirements-dev.txt
 
 install: $(BIN)/flask
 
-## Migrate the SQLite database, load the demo practice, serve on http://127.0.0.1:5000
+## Migrate the SQLite database, load the demo practice, then run the web app on
+## http://127.0.0.1:5000 with the scheduler and the media worker beside it (Procfile.dev)
 run: install
 	$(BIN)/flask db upgrade
 	$(BIN)/flask seed-demo
-	$(BIN)/flask run --host 127.0.0.1 --port 5000
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start -f Procfile.dev
 
 ## The whole suite: SQLite always, PostgreSQL too when TEST_DATABASE_URL is set
 test: install
@@ -33,6 +34,9 @@ lint: install
 bench: install
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/checkins.py
+	$(BIN)/python bench/rtm.py
+	$(BIN)/python bench/video.py
+	$(BIN)/python bench/exports.py
 
 clean:
 	rm -rf $(VENV) instance/*.sqlite3 .pytest_cache .ruff_cache

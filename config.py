@@ -21,6 +21,10 @@ def _float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
 
+def _list(name: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
 def _database_url() -> str:
     url = os.environ.get("DATABASE_URL")
     if not url:
@@ -84,6 +88,22 @@ class Config:
     OUTBOX_BACKOFF_MAX_SECONDS = _int("OUTBOX_BACKOFF_MAX_SECONDS", 3600)
     OUTBOX_BACKOFF_JITTER = _float("OUTBOX_BACKOFF_JITTER", 0.2)
     OUTBOX_SENDING_LEASE_SECONDS = _int("OUTBOX_SENDING_LEASE_SECONDS", 120)
+
+    # Video visits (telerehab/video). ICE servers come only from here: no public STUN by default.
+    # TURN credentials are minted per participant with coturn's `use-auth-secret` scheme and expire
+    # with the room token. Lists are comma-separated URLs.
+    STUN_URLS = _list("STUN_URLS")  # e.g. stun:turn.example.org:3478
+    TURN_URLS = _list("TURN_URLS")  # e.g. turn:turn.example.org:3478?transport=udp,turns:turn.example.org:443?transport=tcp
+    TURN_SHARED_SECRET = os.environ.get("TURN_SHARED_SECRET")  # coturn's static-auth-secret
+    VIDEO_TOKEN_SECONDS = _int("VIDEO_TOKEN_SECONDS", 3600)  # room tokens and TURN credentials
+    VIDEO_INVITE_HOURS = _int("VIDEO_INVITE_HOURS", 2)  # a guest link works until the visit's end plus this
+    SIGNAL_WAIT_SECONDS = _float("SIGNAL_WAIT_SECONDS", 20.0)  # the longest a signaling long-poll is held
+    # The media worker's own host candidates (comma-separated IPs). Empty: every interface's
+    # address, as aiortc does; tests and single-host demos use 127.0.0.1.
+    MEDIA_WORKER_HOST_ADDRESSES = _list("MEDIA_WORKER_HOST_ADDRESSES")
+    MEDIA_WORKER_POLL_SECONDS = _float("MEDIA_WORKER_POLL_SECONDS", 0.2)
+    DEVICE_CHECK_SECONDS = _float("DEVICE_CHECK_SECONDS", 5.0)
+    CAPTURE_STILLS = _int("CAPTURE_STILLS", 3)
 
 
 class DevelopmentConfig(Config):

@@ -54,27 +54,41 @@ def register_blueprints(app: Flask) -> None:
     from telerehab import web
     from telerehab.accounts import api as accounts_api
     from telerehab.accounts import views as accounts_views
+    from telerehab.assessments import api as assessments_api
+    from telerehab.assessments import views as assessments_views
     from telerehab.careplans import api as careplans_api
     from telerehab.careplans import views as careplans_views
     from telerehab.exercises import api as exercises_api
     from telerehab.exercises import views as exercises_views
     from telerehab.extensions import api
     from telerehab.messaging import views as messaging_views
+    from telerehab.monitoring import api as monitoring_api
+    from telerehab.monitoring import views as monitoring_views
+    from telerehab.video import views as video_views
 
     web.init_app(app)
     app.register_blueprint(accounts_views.bp)
     app.register_blueprint(careplans_views.bp)
     app.register_blueprint(exercises_views.bp)
     app.register_blueprint(messaging_views.bp)
+    app.register_blueprint(monitoring_views.bp)
+    app.register_blueprint(assessments_views.bp)  # loads and checks protocols/: a broken file stops here
+    video_views.init_app(app)
     api.register_blueprint(accounts_api.blp)
     api.register_blueprint(careplans_api.blp)
     api.register_blueprint(exercises_api.blp)
+    api.register_blueprint(monitoring_api.blp)
+    api.register_blueprint(assessments_api.blp)
 
 
 def register_cli(app: Flask) -> None:
     from telerehab.accounts import cli as accounts_cli
     from telerehab.jobs.cli import scheduler_cli
+    from telerehab.monitoring.cli import rtm_cli
+    from telerehab.video.cli import media_worker
 
     app.cli.add_command(accounts_cli.create_user)
     app.cli.add_command(accounts_cli.seed_demo)
     app.cli.add_command(scheduler_cli)
+    app.cli.add_command(rtm_cli)
+    app.cli.add_command(media_worker)

@@ -6,7 +6,9 @@ Every name, number and identifier here is made up; NPIs and MBIs are well-formed
 from __future__ import annotations
 
 import random
-from datetime import date, datetime, time, timedelta
+import uuid
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -14,8 +16,11 @@ from telerehab.accounts import operations as accounts
 from telerehab.accounts.models import Organisation
 from telerehab.accounts.operations import SYSTEM, Actor
 from telerehab.accounts.rules import npi_check_digit
+from telerehab.assessments import operations as assessments
 from telerehab.careplans import operations as careplans
 from telerehab.careplans.rules import last_certifiable_day
+from telerehab.exercises import operations as exercises
+from telerehab.monitoring import operations as monitoring
 
 DEMO_ORGANISATION = "Riverbend Physical Therapy"
 DEMO_PASSWORD = "demo-password-2026"
@@ -117,11 +122,48 @@ def load_demo(*, patient_count: int, now: datetime) -> list[tuple[str, str]] | N
         }, now=now)
         if not discharged and index < 16:
             _plan_hybrid_visits(Actor(therapist), episode, now=now)
+            _monitor_home_exercise(Actor(therapist), episode, rng, now=now)
         if index < 3:
             username = f"patient{index + 1}"
             accounts.give_portal_access(Actor(therapist), patient.id, username, DEMO_PASSWORD, now=now)
             logins.append((username, "patient"))
+    monitoring.evaluate(now=now)
+    monitoring.raise_alerts(now=now)
     return logins
+
+
+def _monitor_home_exercise(actor: Actor, episode, rng: random.Random, *, now: datetime) -> None:
+    """A home programme, RTM from the start of the episode, the patient's check-ins on most days
+    (fewer for some patients, so that the triage inbox has someone at risk) and the therapist's
+    management time: the data the RTM engine counts."""
+    zone = ZoneInfo(episode.patient.timezone)
+    start_at = datetime.combine(episode.start_date, time(8), zone).astimezone(UTC)
+    exercises.create_program_version(actor, episode.id, {"items": [
+        {"exercise_key": key} for key in ("glute-bridge", "heel-raise", "quad-set")]}, now=start_at)
+    monitoring.enrol(actor, episode.id, {
+        "device_name": "telerehab web and SMS check-ins", "cost_sharing_notice_shown_at": start_at,
+        "monitoring_start": episode.start_date, "baseline_pain": 5, "setup_date": episode.start_date,
+        "setup_minutes": 20, "setup_by_id": actor.user.id}, now=start_at)
+    diligence = rng.choice([0.9, 0.8, 0.6, 0.35])
+    day = episode.start_date
+    while day < now.astimezone(zone).date():
+        if rng.random() < diligence:
+            recorded = datetime.combine(day, time(18, rng.randrange(60)), zone).astimezone(UTC)
+            exercises.record_checkin(actor, episode.patient_id, {
+                "client_id": uuid.UUID(int=rng.getrandbits(128)), "recorded_at": recorded,
+                "pain": max(0, 6 - (day - episode.start_date).days // 10 + rng.randrange(-1, 2)),
+                "difficulty": rng.choice(["easy", "ok", "ok", "hard"]), "all_done": True,
+            }, source="web", now=recorded)
+        if day.weekday() == 2 and day > episode.start_date:
+            reviewed = datetime.combine(day, time(12), zone).astimezone(UTC)
+            monitoring.record_management_time(actor, episode.id, {
+                "service_date": day, "minutes": rng.choice([6, 8, 10]), "activity": "data_review",
+                "interactive": False}, now=reviewed)
+            if day.day <= 7:
+                monitoring.record_management_time(actor, episode.id, {
+                    "service_date": day, "minutes": 12, "activity": "call", "interactive": True,
+                    "channel": "phone", "note": "Progressed the bridge; pain settling."}, now=reviewed)
+        day += timedelta(days=1)
 
 
 def _plan_hybrid_visits(actor: Actor, episode, *, now: datetime) -> None:
@@ -135,6 +177,7 @@ def _plan_hybrid_visits(actor: Actor, episode, *, now: datetime) -> None:
              "room": "Gym 1" if v.modality == "in_clinic" else None} for v in proposal.visits]
     if not rows:
         return
+    done = 0
     for visit in careplans.confirm_cadence(actor, episode.id, rows, clinician_id=None, now=now):
         # The discharge itself is left to the therapist, who closes the episode with it.
         if visit.ends_at < now and visit.kind != "discharge":
@@ -142,3 +185,21 @@ def _plan_hybrid_visits(actor: Actor, episode, *, now: datetime) -> None:
                 else ("in_progress", "completed")
             for status in steps:
                 careplans.change_visit_status(actor, visit.id, status, now=now)
+            _measure_progress(actor, episode, visit, done)
+            done += 1
+
+
+def _measure_progress(actor: Actor, episode, visit, visits_done: int) -> None:
+    """Measures taken at a completed visit, improving as the plan goes on, so that the trends
+    show clinic and video points side by side: the 30-second chair stand at every visit, and knee
+    flexion (by goniometer in the clinic, by a still on video) in the knee plans."""
+    taken = visit.ends_at - timedelta(minutes=10)
+    assessments.record_result(actor, episode.patient_id, {
+        "protocol_id": "perf_30s_chair_stand", "visit_id": visit.id,
+        "inputs": {"stands": 8 + visits_done + episode.patient_id % 3, "arms_used": False}}, now=taken)
+    if "knee" in episode.title.lower():
+        assessments.record_result(actor, episode.patient_id, {
+            "protocol_id": "rom_knee_flexion", "visit_id": visit.id,
+            "inputs": {"side": "right", "motion": "active", "position": "supine",
+                       "instrument": "universal_goniometer" if visit.modality == "in_clinic" else "photo_landmarks",
+                       "angle": min(135, 85 + 6 * visits_done)}}, now=taken)

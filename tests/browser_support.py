@@ -54,11 +54,18 @@ def served(app) -> Iterator[str]:
             db.engine.dispose()
 
 
+# Video pages: two fake cameras and a fake microphone, granted without a prompt (screen sharing
+# too), and WebRTC allowed over loopback (Chromium leaves 127.0.0.1 out of its ICE candidates otherwise).
+MEDIA_ARGS = ["--use-fake-device-for-media-stream=device-count=2", "--use-fake-ui-for-media-stream",
+              "--auto-accept-this-tab-capture", "--allow-loopback-in-peer-connection"]
+
+
 @contextmanager
-def chromium() -> Iterator:
+def chromium(*, media: bool = False) -> Iterator:
     sync_api = playwright_or_skip()
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        args = CHROMIUM_ARGS + (MEDIA_ARGS if media else [])
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
         try:
             yield browser
         finally:

@@ -25,8 +25,6 @@ from .authorisation_support import (
 )
 from .conftest import NOW, PASSWORD, bearer
 
-# Old names, for the domain modules still being written; removed when they are converted.
-_api_call, _page_call, _visit, _consent, _other_consent = api_call, page_call, visit, sms_consent, other_sms_consent
 ALL = {role: 200 for role in ROLES}
 EDITORS = {"admin": 200, "therapist": 200, "assistant": 200}
 PATIENT_JSON = {"first_name": "New", "last_name": "Person", "date_of_birth": "1960-01-01", "sex": "M",

@@ -41,14 +41,21 @@ def test_jobs_are_registered_with_their_settings(app):
     scheduler = build_scheduler(app)
     assert str(scheduler.timezone) == "UTC"
     registered = {job.id: job for job in scheduler.get_jobs()}
-    assert set(registered) == {"deliver_outbox", "enqueue_daily_reminders"}
+    assert set(registered) == {"deliver_outbox", "enqueue_daily_reminders", "evaluate_rtm_dirty",
+                               "evaluate_rtm_nightly", "raise_rtm_alerts"}
     expected = {"deliver_outbox": (30, "telerehab.messaging.operations:deliver_due"),
-                "enqueue_daily_reminders": (300, "telerehab.messaging.operations:enqueue_daily_reminders")}
+                "enqueue_daily_reminders": (300, "telerehab.messaging.operations:enqueue_daily_reminders"),
+                "evaluate_rtm_dirty": (300, "telerehab.monitoring.operations:evaluate_dirty"),
+                "raise_rtm_alerts": (600, "telerehab.monitoring.operations:raise_alerts")}
     for job_id, (seconds, function) in expected.items():
         job = registered[job_id]
         assert job.trigger.interval == timedelta(seconds=seconds)
         assert (job.coalesce, job.max_instances, job.misfire_grace_time) == (True, 1, seconds)
-        assert job.args == (function,)
+        assert job.args == (function,) and job.kwargs == {"job_id": job_id}
+    nightly = registered["evaluate_rtm_nightly"]
+    assert str(nightly.trigger) == "cron[hour='7', minute='30']"
+    assert (nightly.coalesce, nightly.misfire_grace_time) == (True, 6 * 3600)
+    assert nightly.args == ("telerehab.monitoring.operations:evaluate_all",)
 
 
 def test_each_job_is_one_service_function_taking_now():
@@ -152,8 +159,10 @@ def test_flask_scheduler_run_starts_the_scheduler_with_every_job(app, db, monkey
     monkeypatch.setattr(BlockingScheduler, "start", fake_start)
     result = app.test_cli_runner().invoke(args=["scheduler", "run"])
     assert result.exit_code == 0, result.output
-    assert started["jobs"] == ["deliver_outbox", "enqueue_daily_reminders"]
+    assert started["jobs"] == ["deliver_outbox", "enqueue_daily_reminders", "evaluate_rtm_dirty",
+                               "evaluate_rtm_nightly", "raise_rtm_alerts"]
     assert "job deliver_outbox: every 30 s" in result.output
+    assert "job evaluate_rtm_nightly: daily at 07:30 UTC" in result.output
 
 
 def test_flask_scheduler_run_refuses_bad_settings(app, db, monkeypatch, no_signals):

@@ -85,9 +85,9 @@ def test_week_calendar_tells_clinic_and_video_apart_in_the_clinic_timezone(clien
     for card in (clinic_card, video_card):
         assert "Ana Alvarez" in card and "Treatment" in card and "Scheduled" in card
     assert "09:00" in clinic_card and "14:30" in video_card  # Chicago wall time, not UTC
-    # Only the video visit has a Join button, leading to the visit page's call anchor.
-    assert f'href="/visits/{video.id}#call"' in video_card and re.search(r"</svg>\s*Join</a>", video_card)
-    assert "#call" not in clinic_card
+    # Only the video visit has a Join button, leading to its video room.
+    assert f'href="/visits/{video.id}/room"' in video_card and re.search(r"</svg>\s*Join</a>", video_card)
+    assert "/room" not in clinic_card
     # Previous and next week.
     assert 'href="/calendar?view=week&amp;date=2026-02-23"' in html
     assert 'href="/calendar?view=week&amp;date=2026-03-09"' in html
@@ -500,7 +500,7 @@ def test_video_visit_starts_without_check_in_and_has_its_call_anchor(client, wor
     visit = schedule(world, at(3, 9), modality="video")
     login(client, "therapist")
     html = text(client.get(f"/visits/{visit.id}"))
-    assert 'id="call"' in html and f'href="/visits/{visit.id}#call"' in html and ">Start visit<" in html
+    assert 'id="call"' in html and f'href="/visits/{visit.id}/room"' in html and ">Start visit<" in html
     assert client.post(f"/visits/{visit.id}/status", data={"status": "in_progress"}).status_code == 302
 
 
@@ -760,7 +760,7 @@ def test_my_visits_lists_upcoming_visits_and_accepts_an_offer_with_one_tap(clien
     html = html_lib.unescape(text(client.get("/my-visits")))
     assert "A video visit instead" in html and "Accept video visit" in html
     assert f'action="/offers/{offer.id}/accept"' in html
-    assert html.count('class="upcoming-visit ') == 1 and f'href="/visits/{video.id}#call"' in html
+    assert html.count('class="upcoming-visit ') == 1 and f'href="/visits/{video.id}/room"' in html
     assert "times in America/Chicago" in html  # the patient's own timezone
     response = client.post(f"/offers/{offer.id}/accept")
     assert response.status_code == 302 and response.headers["Location"] == "/my-visits"

@@ -41,6 +41,22 @@ class Permission(StrEnum):
     # Text messages: a patient's texts may carry clinical content, so clinicians only.
     VIEW_MESSAGES = "view_messages"  # the clinic's inbound texts and a patient's conversation
     SEND_MESSAGES = "send_messages"  # a manual text to a patient; their reminder settings
+    # Video visits: entering the visit's room (the visit's own patient and clinicians only, see
+    # telerehab.video.operations.room_role); running it (admit, invite, capture, record, log minutes);
+    # the care team's view of recordings and captured stills.
+    JOIN_VIDEO_VISITS = "join_video_visits"
+    RUN_VIDEO_VISITS = "run_video_visits"
+    VIEW_RECORDINGS = "view_recordings"
+    # Remote therapeutic monitoring: the RTM panel, triage and billable lines (billing sees data
+    # days, minutes and lines, never notes); logging management minutes (PT and PTA); enrolling an
+    # episode, recording its set-up session, ending it, RPM periods and the year-to-date amount.
+    VIEW_MONITORING = "view_monitoring"
+    LOG_MANAGEMENT_TIME = "log_management_time"
+    MANAGE_RTM_ENROLMENT = "manage_rtm_enrolment"
+    # Assessments: results, trends and goniometry stills are clinical records, so billing never
+    # sees them; a patient sees their own trends. Recording (and marking stills) is for PT and PTA.
+    VIEW_ASSESSMENTS = "view_assessments"
+    RECORD_ASSESSMENTS = "record_assessments"
 
 
 _ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -49,9 +65,12 @@ _ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.VIEW_EPISODE, Permission.VIEW_VISITS, Permission.SCHEDULE_VISITS,
         Permission.MANAGE_CARE_SETTINGS, Permission.MANAGE_USERS, Permission.MANAGE_CLINICS,
         Permission.VIEW_AUDIT_LOG, Permission.VIEW_EXERCISE_LIBRARY, Permission.VIEW_PROGRAM,
-        Permission.VIEW_CHECKINS,
+        Permission.VIEW_CHECKINS, Permission.VIEW_MONITORING,
     }),
     Role.THERAPIST: frozenset({
+        Permission.JOIN_VIDEO_VISITS, Permission.RUN_VIDEO_VISITS, Permission.VIEW_RECORDINGS,
+        Permission.VIEW_MONITORING, Permission.LOG_MANAGEMENT_TIME, Permission.MANAGE_RTM_ENROLMENT,
+        Permission.VIEW_ASSESSMENTS, Permission.RECORD_ASSESSMENTS,
         Permission.VIEW_PATIENT, Permission.EDIT_PATIENT, Permission.RECORD_CONSENT,
         Permission.VIEW_EPISODE, Permission.EDIT_EPISODE, Permission.VIEW_CLINICAL_NOTES,
         Permission.VIEW_VISITS, Permission.SCHEDULE_VISITS, Permission.DOCUMENT_VISITS,
@@ -60,6 +79,9 @@ _ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.VIEW_CHECKINS, Permission.VIEW_MESSAGES, Permission.SEND_MESSAGES,
     }),
     Role.ASSISTANT: frozenset({
+        Permission.JOIN_VIDEO_VISITS, Permission.RUN_VIDEO_VISITS, Permission.VIEW_RECORDINGS,
+        Permission.VIEW_MONITORING, Permission.LOG_MANAGEMENT_TIME,
+        Permission.VIEW_ASSESSMENTS, Permission.RECORD_ASSESSMENTS,
         Permission.VIEW_PATIENT, Permission.EDIT_PATIENT, Permission.RECORD_CONSENT,
         Permission.VIEW_EPISODE, Permission.VIEW_CLINICAL_NOTES, Permission.VIEW_VISITS,
         Permission.SCHEDULE_VISITS, Permission.DOCUMENT_VISITS, Permission.VIEW_EXERCISE_LIBRARY,
@@ -70,9 +92,11 @@ _ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     # Visits, charges and data days; never notes, nor texts.
     Role.BILLING: frozenset({
         Permission.VIEW_PATIENT, Permission.VIEW_EPISODE, Permission.VIEW_VISITS, Permission.VIEW_CHECKINS,
+        Permission.VIEW_MONITORING,
     }),
     # A patient's own records only; scoping below makes "own" true.
     Role.PATIENT: frozenset({
+        Permission.JOIN_VIDEO_VISITS, Permission.VIEW_ASSESSMENTS,
         Permission.VIEW_PATIENT, Permission.VIEW_EPISODE, Permission.VIEW_VISITS, Permission.VIEW_PROGRAM,
         Permission.RECORD_CHECKIN, Permission.VIEW_CHECKINS,
     }),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time
 
-from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text, Time, UniqueConstraint
+from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text, Time, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from telerehab.accounts.models import Clinic, Patient, User
@@ -104,6 +104,21 @@ class PayerSettings(db.Model):
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
     payer_type: Mapped[str] = mapped_column(String(30))
     telehealth_modifier_95: Mapped[bool] = mapped_column(default=True)
+    # RTM: where the sources disagree, the payer decides (rtm-billing-2026.md §6 item 6). Defaults
+    # are the reference's recommendations; telerehab.billing.rules.RtmPolicy names the choices.
+    rtm_setup_min_days: Mapped[int] = mapped_column(default=2, server_default="2")
+    rtm_setup_rebill: Mapped[str] = mapped_column(String(20), default="per_episode", server_default="per_episode")
+    rtm_async_message_is_interactive: Mapped[bool] = mapped_column(default=False, server_default=false())
+    rtm_addon_unit_cap: Mapped[int | None] = mapped_column(Integer)
+    rtm_addon_needs_own_interaction: Mapped[bool] = mapped_column(default=False, server_default=false())
+    rtm_device_dos: Mapped[str] = mapped_column(String(20), default="period_end", server_default="period_end")
+    rtm_management_dos: Mapped[str] = mapped_column(String(20), default="month_end", server_default="month_end")
+    rtm_setup_dos: Mapped[str] = mapped_column(String(20), default="setup_date", server_default="setup_date")
+    rtm_cq_attribution: Mapped[str] = mapped_column(String(20), default="chronological",
+                                                    server_default="chronological")
+    rtm_rpm_overlap: Mapped[str] = mapped_column(String(10), default="hold", server_default="hold")
+    rtm_place_of_service: Mapped[str] = mapped_column(String(2), default="11", server_default="11")
+    kx_threshold_cents: Mapped[int] = mapped_column(default=248_000, server_default="248000")
 
     __table_args__ = (UniqueConstraint("organisation_id", "payer_type"),)
 

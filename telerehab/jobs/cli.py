@@ -47,7 +47,7 @@ def run(poll_seconds: float) -> None:
                 click.echo("holding the scheduler lock: this instance runs the jobs")
             scheduler = build_scheduler(app, lock=lock)
             for spec in JOBS:
-                click.echo(f"job {spec.id}: every {spec.seconds} s -> {spec.function}")
+                click.echo(f"job {spec.id}: {spec.schedule} -> {spec.function}")
             scheduler.start()  # blocks until shut down (or the lock is lost)
         except KeyboardInterrupt:
             click.echo("stopping: letting running jobs finish")

@@ -1,0 +1,1 @@
+"""Assessment protocols, scoring, modality-aware results and trends, video goniometry."""

@@ -1,0 +1,1 @@
+"""Billing: the RTM code, modifier and date-of-service rules (the workbench comes later)."""

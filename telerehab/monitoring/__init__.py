@@ -1,0 +1,1 @@
+"""Remote therapeutic monitoring: enrolment, data days, management time, alerts, forecasts."""

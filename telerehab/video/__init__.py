@@ -1,0 +1,1 @@
+"""Video visits: rooms, signaling, ICE configuration and the aiortc media worker."""
