@@ -11,7 +11,9 @@ Printed per database, each against a baseline measured in the same run:
   period, fetched (best of 3);
 * the nightly evaluation (`telerehab.monitoring.operations.evaluate`) on an empty line table: it
   decides every period, month and set-up code and writes ~5 lines per patient;
-* the same evaluation run again (steady state: everything decided, nothing to write);
+* the same evaluation run again the same night, and the next night (steady state: everything
+  decided, nothing to write);
+* the night a month closes, and every enrolment decided again with its lines already there;
 * peak Python memory of a full evaluation (tracemalloc, a separate run: tracing slows it down).
 
 The issue's aim: the evaluation within 3x of the baseline query.
@@ -194,6 +196,11 @@ def bench(label: str, url: str) -> None:
         print(f"  evaluation, empty line table: {first:.2f} s ({first / base:.1f}x baseline); "
               f"{run.enrolments} enrolments, {run.inserted} lines written")
         again, run = timed(lambda: operations.evaluate(now=NOW, as_of=AS_OF))
+        print(f"  the same night again (a re-run; on the 1st the days are read with the counts): {again:.2f} s "
+              f"({again / base:.1f}x baseline); {run.evaluated} of {run.enrolments} enrolments evaluated, "
+              f"{run.inserted + run.updated} lines written")
+        # June 2: no 30-day period ends on June 1 (they end AS_OF - 1 - (i % 20) days), no month closes.
+        again, run = timed(lambda: operations.evaluate(now=NOW + timedelta(days=1), as_of=AS_OF + timedelta(days=1)))
         print(f"  next night, nothing closed (inputs unchanged): {again:.2f} s ({again / base:.1f}x baseline); "
               f"{run.evaluated} of {run.enrolments} enrolments evaluated, {run.inserted + run.updated} lines written")
         month_end = date(2026, 7, 1)  # June closes for everyone, and some 30-day periods

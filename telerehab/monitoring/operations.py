@@ -10,10 +10,12 @@ batches that each commit whole, so a run that dies halfway and runs again leaves
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
@@ -505,6 +507,7 @@ class Subject:
     day_texts: list[str] = field(default_factory=list)
     entry_signature: tuple = ()
     entries: list[rules.TimeEntry] = field(default_factory=list)
+    days_loaded: bool = False
 
     @property
     def days(self) -> list[date]:
@@ -518,10 +521,12 @@ class Subject:
             setup_date=self.row.setup_date, setup_by_assistant=self.row.setup_by_role == Role.ASSISTANT)
 
 
-def _subjects(enrolment_filter, *, complete: bool = True) -> list[Subject]:
+def _subjects(enrolment_filter, *, complete: bool = True, days_wanted: bool = False) -> list[Subject]:
     """The enrolments with their data days counted per period (in SQL) and their time entries'
     signature; unless `complete` is False, also the days themselves and the entries (the nightly
-    run loads those only for the enrolments whose inputs changed, `_complete`)."""
+    run loads those only for the enrolments whose inputs changed, `_complete`). The days come with
+    the counts, in the same pass, when `days_wanted` says most enrolments will need them, or when
+    most were never evaluated."""
     rows = db.session.execute(
         select(*_ENROLMENT_COLUMNS, Patient.timezone, Clinic.organisation_id, Patient.payer_type,
                Episode.discharge_date)
@@ -534,8 +539,15 @@ def _subjects(enrolment_filter, *, complete: bool = True) -> list[Subject]:
     subjects = {row[0]: Subject(EnrolmentRow(*row[:width]), *row[width:]) for row in rows}
     if not subjects:
         return []
-    for enrolment_id, period, count in db.session.execute(data_days_query(enrolment_filter, with_days=False)):
-        subjects[enrolment_id].day_counts[period] = count
+    with_days = complete or days_wanted or 2 * sum(row.evaluated_signature is None for row in rows) > len(rows)
+    for enrolment_id, period, count, *days in db.session.execute(data_days_query(enrolment_filter,
+                                                                                 with_days=with_days)):
+        subject = subjects[enrolment_id]
+        subject.day_counts[period] = count
+        if days and days[0]:
+            subject.day_texts.append(days[0])
+    for subject in subjects.values():
+        subject.days_loaded = with_days
     for enrolment_id, *signature in db.session.execute(
         select(ManagementTimeEntry.enrolment_id, func.count(), func.max(ManagementTimeEntry.id),
                func.count(ManagementTimeEntry.voided_at))
@@ -549,17 +561,19 @@ def _subjects(enrolment_filter, *, complete: bool = True) -> list[Subject]:
 
 
 def _complete(subjects: list[Subject], enrolment_filter=None) -> None:
-    """Load the data days and the time entries of these subjects: by their ids, or in one pass
-    over `enrolment_filter` (which selects them and maybe others) when it is given, cheaper when
-    it selects few others."""
+    """Load the data days (unless loaded with the counts) and the time entries of these subjects:
+    by their ids, or in one pass over `enrolment_filter` (which selects them and maybe others)
+    when it is given, cheaper when it selects few others."""
     by_id = {s.row.id: s for s in subjects}
+    needing_days = {s.row.id for s in subjects if not s.days_loaded}
     filters = [enrolment_filter] if enrolment_filter is not None else \
         [RtmEnrolment.id.in_(chunk) for chunk in _chunks(list(by_id), 5000)]
     activities, channels = {a.value: a for a in Activity}, {c.value: c for c in Channel}
     for where in filters:
-        for enrolment_id, _, _, days in db.session.execute(data_days_query(where)):
-            if days and enrolment_id in by_id:
-                by_id[enrolment_id].day_texts.append(days)
+        if needing_days:
+            for enrolment_id, _, _, days in db.session.execute(data_days_query(where)):
+                if days and enrolment_id in needing_days:
+                    by_id[enrolment_id].day_texts.append(days)
         for row in db.session.execute(
             select(ManagementTimeEntry.enrolment_id, ManagementTimeEntry.id, ManagementTimeEntry.service_date,
                    ManagementTimeEntry.minutes, ManagementTimeEntry.activity, ManagementTimeEntry.staff_role,
@@ -760,7 +774,8 @@ class _SqliteLines:
     stores (ISO dates, JSON text), so no per-value conversion runs in Python."""
 
     def __init__(self, now: datetime):
-        self.now = _LINES.c.updated_at.type.bind_processor(db.engine.dialect)(now)
+        dialect = db.engine.dialect
+        self.now = _LINES.c.updated_at.type.dialect_impl(dialect).bind_processor(dialect)(now)  # as SQLAlchemy stores it
         self.connection = db.session.connection()
 
     def insert(self, rows: list[tuple]) -> int:
@@ -850,13 +865,34 @@ def evaluate(*, now: datetime, as_of: date | None = None, patient_ids: Iterable[
     days per patient and period would); an enrolment whose inputs (`input_signature`) are those of
     its last evaluation is skipped. The others are decided and written in batches, each committed
     whole: its lines with its signatures."""
+    with _collector_paused():
+        return _evaluate(now=now, as_of=as_of, patient_ids=patient_ids, batch_size=batch_size)
+
+
+@contextmanager
+def _collector_paused():
+    """The cyclic garbage collector off during a run: the run holds every enrolment's days and
+    entries (about a million objects at 10,000 patients), which each full collection would walk
+    again (a third of the run's time, measured); the few cycles a run makes are collected after it."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _evaluate(*, now: datetime, as_of: date | None, patient_ids: Iterable[int] | None,
+              batch_size: int) -> EvaluationRun:
     run = EvaluationRun(ended=_end_discharged(now))
     reference = as_of or now.date()
     scope = or_(RtmEnrolment.status == ACTIVE,
                 RtmEnrolment.monitoring_end >= reference - timedelta(days=ENDED_LOOKBACK_DAYS))
     if patient_ids is not None:
         scope = and_(scope, RtmEnrolment.patient_id.in_(list(patient_ids)))
-    subjects = _subjects(scope, complete=False)
+    # On the first of a month every enrolment's month has closed: all of them need their days.
+    subjects = _subjects(scope, complete=False, days_wanted=reference.day == 1)
     contexts = _contexts(subjects)
     db.session.commit()
     cache: dict[str, date] = {}

@@ -373,9 +373,23 @@ def _policy_items(policy: RtmPolicy) -> tuple:
 
 
 def context_digest(enrolment: Enrolment, context: Context) -> str:
-    """Everything about the enrolment and the patient that every window's decision depends on."""
-    return _digest(enrolment, _policy_items(context.policy), context.rpm_periods,
-                   sorted(context.ytd_therapy_cents.items()), context.setup_billed_on_episode)
+    """Everything about the enrolment and the patient that every window's decision depends on.
+    (Digests take plain values: a dataclass's repr is many times slower, and this runs for every
+    enrolment every night.)"""
+    return _digest(
+        (enrolment.id, enrolment.episode_id, str(enrolment.system), enrolment.monitoring_start,
+         enrolment.monitoring_end, enrolment.setup_date, enrolment.setup_by_assistant),
+        _policy_items(context.policy), context.rpm_periods, sorted(context.ytd_therapy_cents.items()),
+        context.setup_billed_on_episode)
+
+
+def _window_items(window: Window) -> tuple:
+    return window.key, window.start, window.end, window.cut
+
+
+def _entry_items(entry: TimeEntry) -> tuple:
+    return (entry.id, entry.service_date, entry.minutes, str(entry.activity), entry.by_assistant, entry.interactive,
+            entry.channel and str(entry.channel), entry.linked_visit_id)
 
 
 def closed_windows(start: date, end: date | None, today: date) -> tuple[int, int]:
@@ -426,7 +440,7 @@ def evaluate(enrolment: Enrolment, *, days: Iterable[date], entries: Iterable[Ti
         if incremental:
             if not period.closed(today):
                 continue
-            digest = inputs[Slot.DEVICE.value, period.key] = _digest(base, period, len(days_in))
+            digest = inputs[Slot.DEVICE.value, period.key] = _digest(base, _window_items(period), len(days_in))
             if known.get((Slot.DEVICE.value, period.key)) == digest:
                 continue
         decisions.append(device_decision(enrolment, period, days_in, today, context))
@@ -435,8 +449,8 @@ def evaluate(enrolment: Enrolment, *, days: Iterable[date], entries: Iterable[Ti
         if incremental:
             if not month.closed(today):
                 continue
-            inside = tuple(e for e in entries if month.contains(e.service_date))
-            digest = inputs[Slot.MANAGEMENT.value, month.key] = _digest(base, month, inside)
+            inside = [_entry_items(e) for e in entries if month.start <= e.service_date <= month.end]
+            digest = inputs[Slot.MANAGEMENT.value, month.key] = _digest(base, _window_items(month), inside)
             if known.get((Slot.MANAGEMENT.value, month.key)) == digest:
                 continue
         tally = tally_month(entries, month, context.policy)
