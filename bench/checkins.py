@@ -40,6 +40,8 @@ if str(ROOT) not in sys.path:
 import sqlalchemy as sa  # noqa: E402
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker  # noqa: E402
 
+from tests.conftest import scratch_postgres_database  # noqa: E402
+
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "1500"))  # per endpoint and round
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "8"))
@@ -98,18 +100,7 @@ def scratch_database() -> tuple[str, callable]:
     url = os.environ.get("BENCH_DATABASE_URL")
     if url:
         return url, lambda: None
-    admin = sa.make_url(sqlalchemy_url(ADMIN_URL))
-    name = f"telerehab_bench_{uuid.uuid4().hex[:10]}"
-    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with engine.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
-
-    return admin.set(database=name).render_as_string(hide_password=False), drop
+    return scratch_postgres_database(sqlalchemy_url(ADMIN_URL), prefix="telerehab_bench")
 
 
 @dataclass

@@ -26,7 +26,6 @@ import sys
 import tempfile
 import time
 import tracemalloc
-import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -36,6 +35,8 @@ if str(ROOT) not in sys.path:
 
 import sqlalchemy as sa  # noqa: E402
 
+from tests.conftest import scratch_postgres_database  # noqa: E402
+
 PATIENTS = int(os.environ.get("BENCH_RTM_PATIENTS", "10000"))
 DAYS = 90
 ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -44,22 +45,12 @@ NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
 
 def postgres_scratch() -> tuple[str, callable] | None:
-    url = sa.make_url(ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1))
-    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    name = f"telerehab_bench_rtm_{uuid.uuid4().hex[:8]}"
     try:
-        with engine.connect() as connection:
-            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        return scratch_postgres_database(ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1),
+                                         prefix="telerehab_bench_rtm")
     except sa.exc.OperationalError as error:
         print(f"PostgreSQL unreachable at {ADMIN_URL}: skipped ({error.__class__.__name__})")
         return None
-
-    def drop() -> None:
-        with engine.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
-
-    return url.set(database=name).render_as_string(hide_password=False), drop
 
 
 def seed(db) -> None:

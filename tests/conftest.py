@@ -47,10 +47,11 @@ def postgres_admin_url() -> str | None:
     return url.replace("postgresql://", "postgresql+psycopg://", 1) if url.startswith("postgresql://") else url
 
 
-def scratch_postgres_database() -> tuple[str, callable]:
-    """Create an empty PostgreSQL database; returns its URL and a function that drops it."""
-    admin_url = sa.make_url(postgres_admin_url())
-    name = f"telerehab_test_{uuid.uuid4().hex[:10]}"
+def scratch_postgres_database(admin: str | None = None, prefix: str = "telerehab_test") -> tuple[str, callable]:
+    """Create an empty PostgreSQL database on the server of `admin` (default: TEST_DATABASE_URL);
+    returns its URL and a function that drops it. The benchmarks use it too."""
+    admin_url = sa.make_url(admin or postgres_admin_url())
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
         connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
