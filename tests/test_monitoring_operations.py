@@ -10,14 +10,16 @@ from sqlalchemy import event, select
 
 from telerehab.accounts import operations as accounts
 from telerehab.accounts.operations import Actor
+from telerehab.careplans import operations as careplans
 from telerehab.careplans.models import Episode, PayerSettings
 from telerehab.errors import NotFound, ValidationFailed
 from telerehab.extensions import db
+from telerehab.jobs.models import JobCursor
 from telerehab.messaging.models import OutboxMessage
 from telerehab.monitoring import operations as monitoring
 from telerehab.monitoring.models import ManagementTimeEntry, RtmAlert, RtmBillableLine, RtmEnrolment
 
-from .conftest import NOW, episode_data
+from .conftest import NOW, episode_data, patient_data
 from .test_messaging_support import sms_consent
 from .test_monitoring_support import START, add_checkins, days_from, enrol, line_content, lines, rtm_consent
 
@@ -370,6 +372,47 @@ def test_the_dirty_job_evaluates_patients_with_new_check_ins(world):
     call_minutes(world, 30)
     assert monitoring.evaluate_dirty(now=later + timedelta(days=30)).enrolments == 1
 
+
+
+def test_the_nightly_run_counts_only_where_data_days_may_have_changed(world, monkeypatch):
+    """Days are counted for an enrolment never evaluated, one whose period closed since, and one
+    with check-ins no run has read yet; the others are judged by their signature alone."""
+    enrol(world)
+    add_checkins(world.patient, world.episode, days_from(START, 20))
+    other = accounts.create_patient(Actor(world.therapist), patient_data(first_name="Other"), now=NOW)
+    other_episode = careplans.create_episode(Actor(world.therapist), other.id, episode_data(), now=NOW)
+    enrol(world, episode=other_episode)
+    add_checkins(other, other_episode, days_from(START, 5))
+    counted = []
+    real = monitoring._count_days
+    monkeypatch.setattr(monitoring, "_count_days", lambda subjects, *args, **kwargs: (
+        counted.append(sorted(s.row.patient_id for s in subjects)), real(subjects, *args, **kwargs))[1])
+
+    monitoring.evaluate(now=APRIL_2)  # never evaluated: both counted; the check-ins are read
+    monitoring.evaluate(now=APRIL_2 + timedelta(hours=1))  # nothing new, nothing closed
+    add_checkins(other, other_episode, [date(2026, 3, 20)])  # a late upload into a closed period
+    late = monitoring.evaluate(now=APRIL_2 + timedelta(hours=2))
+    monitoring.evaluate(now=APRIL_2 + timedelta(hours=3))  # read by the run before
+    assert counted == [sorted([world.patient.id, other.id]), [], [other.id], []]
+    assert (late.evaluated, late.updated) == (1, 1)  # the device line now counts 6 days
+    assert [line.evidence["count"] for line in lines() if line.slot == "device" and line.patient_id == other.id] == [6]
+
+    counted.clear()
+    monitoring.evaluate(now=NOW.replace(month=5, day=2))  # the second period closed for both
+    assert counted == [sorted([world.patient.id, other.id])]
+
+
+def test_the_check_in_cursor_moves_forward_only(world):
+    """The nightly run and the every-few-minutes job share it, and either may finish first."""
+    monitoring._move_cursor(monitoring.CHECKINS_CURSOR, 40, NOW)
+    monitoring._move_cursor(monitoring.CHECKINS_CURSOR, 25, NOW)
+    db.session.commit()
+    cursor = db.session.get(JobCursor, monitoring.CHECKINS_CURSOR)
+    assert cursor.position == 40
+    monitoring._move_cursor(monitoring.CHECKINS_CURSOR, 41, NOW)
+    db.session.commit()
+    db.session.refresh(cursor)
+    assert cursor.position == 41
 
 def test_alerts_are_raised_once(world):
     enrol(world, baseline_pain=2)

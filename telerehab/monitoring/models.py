@@ -51,8 +51,9 @@ class RtmEnrolment(db.Model):
     monitoring_end: Mapped[date | None] = mapped_column(Date)  # the last monitored day
     end_reason: Mapped[str | None] = mapped_column(String(20))  # discharged, opted_out, ended
     baseline_pain: Mapped[int | None] = mapped_column(Integer)
-    # A digest of the inputs of its last evaluation: the nightly run skips it while they stand.
-    evaluated_signature: Mapped[str | None] = mapped_column(String(40))
+    # Digests of the inputs of its last evaluation (operations.Signature): the nightly run skips
+    # it while they stand.
+    evaluated_signature: Mapped[str | None] = mapped_column(String(128))
     created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -507,7 +507,8 @@ class Subject:
     day_texts: list[str] = field(default_factory=list)
     entry_signature: tuple = ()
     entries: list[rules.TimeEntry] = field(default_factory=list)
-    days_loaded: bool = False
+    counted: bool = False  # day_counts read
+    days_loaded: bool = False  # day_texts read
 
     @property
     def days(self) -> list[date]:
@@ -521,12 +522,9 @@ class Subject:
             setup_date=self.row.setup_date, setup_by_assistant=self.row.setup_by_role == Role.ASSISTANT)
 
 
-def _subjects(enrolment_filter, *, complete: bool = True, days_wanted: bool = False) -> list[Subject]:
-    """The enrolments with their data days counted per period (in SQL) and their time entries'
-    signature; unless `complete` is False, also the days themselves and the entries (the nightly
-    run loads those only for the enrolments whose inputs changed, `_complete`). The days come with
-    the counts, in the same pass, when `days_wanted` says most enrolments will need them, or when
-    most were never evaluated."""
+def _enrolments(enrolment_filter) -> dict[int, Subject]:
+    """The enrolments `enrolment_filter` selects, by id, with their time entries' signature (a
+    count, the newest id and the voided count: any entry added or voided changes it)."""
     rows = db.session.execute(
         select(*_ENROLMENT_COLUMNS, Patient.timezone, Clinic.organisation_id, Patient.payer_type,
                Episode.discharge_date)
@@ -537,49 +535,74 @@ def _subjects(enrolment_filter, *, complete: bool = True, days_wanted: bool = Fa
     ).all()
     width = len(EnrolmentRow._fields)
     subjects = {row[0]: Subject(EnrolmentRow(*row[:width]), *row[width:]) for row in rows}
-    if not subjects:
-        return []
-    with_days = complete or days_wanted or 2 * sum(row.evaluated_signature is None for row in rows) > len(rows)
-    for enrolment_id, period, count, *days in db.session.execute(data_days_query(enrolment_filter,
-                                                                                 with_days=with_days)):
-        subject = subjects[enrolment_id]
-        subject.day_counts[period] = count
-        if days and days[0]:
-            subject.day_texts.append(days[0])
-    for subject in subjects.values():
-        subject.days_loaded = with_days
-    for enrolment_id, *signature in db.session.execute(
-        select(ManagementTimeEntry.enrolment_id, func.count(), func.max(ManagementTimeEntry.id),
-               func.count(ManagementTimeEntry.voided_at))
-        .join(RtmEnrolment, RtmEnrolment.id == ManagementTimeEntry.enrolment_id)
-        .where(enrolment_filter).group_by(ManagementTimeEntry.enrolment_id)
-    ):
-        subjects[enrolment_id].entry_signature = tuple(signature)
-    if complete:
-        _complete(list(subjects.values()), enrolment_filter)
-    return list(subjects.values())
+    if subjects:
+        for enrolment_id, *signature in db.session.execute(
+            select(ManagementTimeEntry.enrolment_id, func.count(), func.max(ManagementTimeEntry.id),
+                   func.count(ManagementTimeEntry.voided_at))
+            .join(RtmEnrolment, RtmEnrolment.id == ManagementTimeEntry.enrolment_id)
+            .where(enrolment_filter).group_by(ManagementTimeEntry.enrolment_id)
+        ):
+            subjects[enrolment_id].entry_signature = tuple(signature)
+    return subjects
 
 
-def _complete(subjects: list[Subject], enrolment_filter=None) -> None:
-    """Load the data days (unless loaded with the counts) and the time entries of these subjects:
-    by their ids, or in one pass over `enrolment_filter` (which selects them and maybe others)
-    when it is given, cheaper when it selects few others."""
+def _subjects(enrolment_filter) -> list[Subject]:
+    """The enrolments with everything the rules need: data days (counted per period in SQL, and
+    the days themselves) and time entries. For the panel and the triage inbox."""
+    subjects = list(_enrolments(enrolment_filter).values())
+    _count_days(subjects, enrolment_filter, with_days=True)
+    _load_entries(subjects, enrolment_filter)
+    return subjects
+
+
+def _filters(subjects: list[Subject], enrolment_filter):
+    """`enrolment_filter` (which selects these subjects, and maybe others) when given: one pass,
+    cheaper when it selects few others; else the subjects by id, in chunks."""
+    if enrolment_filter is not None:
+        return [enrolment_filter]
+    return [RtmEnrolment.id.in_(chunk) for chunk in _chunks([s.row.id for s in subjects], 5000)]
+
+
+def _count_days(subjects: list[Subject], enrolment_filter=None, *, with_days: bool) -> None:
+    """Count these subjects' data days per period (and read the days too, `with_days`)."""
     by_id = {s.row.id: s for s in subjects}
-    needing_days = {s.row.id for s in subjects if not s.days_loaded}
-    filters = [enrolment_filter] if enrolment_filter is not None else \
-        [RtmEnrolment.id.in_(chunk) for chunk in _chunks(list(by_id), 5000)]
+    for subject in subjects:
+        subject.day_counts, subject.counted = {}, True
+        if with_days:
+            subject.day_texts, subject.days_loaded = [], True
+    for where in _filters(subjects, enrolment_filter):
+        for enrolment_id, period, count, *days in db.session.execute(data_days_query(where, with_days=with_days)):
+            subject = by_id.get(enrolment_id)
+            if subject is not None:
+                subject.day_counts[period] = count
+                if days and days[0]:
+                    subject.day_texts.append(days[0])
+
+
+def _load_days(subjects: list[Subject], enrolment_filter=None) -> None:
+    """Read the data days of the subjects whose days are not loaded yet."""
+    needing = {s.row.id: s for s in subjects if not s.days_loaded}
+    if not needing:
+        return
+    for where in _filters(list(needing.values()), enrolment_filter):
+        for enrolment_id, _, _, days in db.session.execute(data_days_query(where)):
+            if days and enrolment_id in needing:
+                needing[enrolment_id].day_texts.append(days)
+    for subject in needing.values():
+        subject.days_loaded = True
+
+
+def _load_entries(subjects: list[Subject], enrolment_filter=None, since: date = date.min) -> None:
+    """Read the time entries (not voided) of these subjects, from `since` on."""
+    by_id = {s.row.id: s for s in subjects}
     activities, channels = {a.value: a for a in Activity}, {c.value: c for c in Channel}
-    for where in filters:
-        if needing_days:
-            for enrolment_id, _, _, days in db.session.execute(data_days_query(where)):
-                if days and enrolment_id in needing_days:
-                    by_id[enrolment_id].day_texts.append(days)
+    for where in _filters(subjects, enrolment_filter):
         for row in db.session.execute(
             select(ManagementTimeEntry.enrolment_id, ManagementTimeEntry.id, ManagementTimeEntry.service_date,
                    ManagementTimeEntry.minutes, ManagementTimeEntry.activity, ManagementTimeEntry.staff_role,
                    ManagementTimeEntry.interactive, ManagementTimeEntry.channel, ManagementTimeEntry.linked_visit_id)
             .join(RtmEnrolment, RtmEnrolment.id == ManagementTimeEntry.enrolment_id)
-            .where(where, ManagementTimeEntry.voided_at.is_(None))
+            .where(where, ManagementTimeEntry.voided_at.is_(None), ManagementTimeEntry.service_date >= since)
         ):
             enrolment_id, entry_id, day, minutes, activity, role, interactive, channel, visit = row
             if enrolment_id in by_id:
@@ -588,13 +611,15 @@ def _complete(subjects: list[Subject], enrolment_filter=None) -> None:
                     channels[channel] if channel else None, visit))
 
 
-def _contexts(subjects: list[Subject]) -> dict[int, rules.Context]:
+def _contexts(subjects: list[Subject], enrolment_filter=None) -> dict[int, rules.Context]:
     """Each enrolment's payer policy, RPM periods, year-to-date amounts and any 98975 billed on
-    another episode of the patient: one query each, for all of them."""
-    patient_ids = {s.row.patient_id for s in subjects}
+    another episode of the patient: one query each, for all of them (the patients of
+    `enrolment_filter`, when it selects these subjects, or else the subjects' patients by id)."""
     policies = _policies({s.organisation_id for s in subjects})
     rpm, ytd, setups = defaultdict(list), defaultdict(dict), defaultdict(list)
-    for chunk in _chunks(sorted(patient_ids), 5000):
+    patients = [select(RtmEnrolment.patient_id).where(enrolment_filter)] if enrolment_filter is not None else \
+        _chunks(sorted({s.row.patient_id for s in subjects}), 5000)
+    for chunk in patients:
         for pid, start, end in db.session.execute(
                 select(RpmPeriod.patient_id, RpmPeriod.start_date, RpmPeriod.end_date)
                 .where(RpmPeriod.patient_id.in_(chunk)).order_by(RpmPeriod.id)):
@@ -640,19 +665,88 @@ def evaluate_subjects(subjects: list[Subject], *, now: datetime, as_of: date | N
             for s in subjects for today in (_today(s, now, as_of, cache),)]
 
 
-def input_signature(subject: Subject, context: rules.Context, today: date) -> str:
-    """A digest of everything the WRITTEN decisions depend on: the data days of closed periods,
-    the set-up threshold's progress, which months have closed, the time entries, the enrolment,
-    the payer's policy and the patient's RPM periods, amounts and other set-up codes. Data coming
-    into the running period changes nothing written (until it closes), so it is left out: a night
-    with nothing closing and no late data evaluates nothing."""
-    enrolment = subject.as_rules()
-    closed, months_closed = rules.closed_windows(enrolment.monitoring_start, enrolment.monitoring_end, today)
-    counts = [subject.day_counts.get(i, 0) for i in range(closed)]
-    setup_met = any(count >= context.policy.setup_min_days for count in counts)
-    running = None if setup_met else min(subject.day_counts.get(closed, 0), context.policy.setup_min_days)
-    parts = (rules.context_digest(enrolment, context), counts, running, months_closed, subject.entry_signature)
-    return hashlib.sha1(repr(parts).encode(), usedforsecurity=False).hexdigest()
+class Signature(NamedTuple):
+    """What an enrolment's written decisions were last made from, as digests over the context (the
+    enrolment, the payer's policy, the patient's RPM periods, amounts and other set-up codes) and
+    one of the inputs each: `shape`, how many periods had closed; `days`, the data days of closed
+    periods and the set-up threshold's progress; `entries`, the time entries; and how many months
+    had closed. Data coming into the running period changes nothing written (until it closes), so
+    it is left out: a night with nothing closing and no late data decides nothing."""
+
+    shape: str
+    days: str
+    entries: str
+    months_closed: int
+
+    @classmethod
+    def parse(cls, text: str | None) -> Signature | None:
+        parts = (text or "").split()
+        if len(parts) != len(cls._fields) or not parts[-1].isdigit():
+            return None
+        return cls(*parts[:-1], int(parts[-1]))
+
+    def __str__(self) -> str:
+        return " ".join(map(str, self))
+
+
+@dataclass
+class _Plan:
+    """One enrolment in a run: its inputs' digests now, against those of its last evaluation."""
+
+    subject: Subject
+    context: rules.Context
+    today: date
+    stored: Signature | None
+    enrolment: rules.Enrolment | None = None  # as the rules take it
+    base: str = ""  # the context's digest
+    periods_closed: int = 0
+    months_closed: int = 0
+    shape: str = ""
+    entries: str = ""
+    days: str | None = None  # known once the data days are counted, or taken from `stored`
+    days_changed: bool = False
+    months_standing: int = 0  # months whose decisions stand: neither the context nor an entry changed
+
+    def __post_init__(self) -> None:
+        self.enrolment = enrolment = self.subject.as_rules()
+        self.base = rules.context_digest(enrolment, self.context)
+        self.periods_closed, self.months_closed = rules.closed_windows(
+            enrolment.monitoring_start, enrolment.monitoring_end, self.today)
+        self.shape = rules.digest(self.base, self.periods_closed)
+        self.entries = rules.digest(self.base, self.subject.entry_signature)
+
+    @property
+    def reshaped(self) -> bool:
+        return self.stored is None or self.stored.shape != self.shape
+
+    @property
+    def months_changed(self) -> bool:
+        return self.months_standing < self.months_closed
+
+    def compare(self) -> bool:
+        """Whether anything written may change (the data days counted, unless they need not be)."""
+        if self.subject.counted:
+            counts = [self.subject.day_counts.get(i, 0) for i in range(self.periods_closed)]
+            threshold = self.context.policy.setup_min_days
+            running = None if any(count >= threshold for count in counts) else \
+                min(self.subject.day_counts.get(self.periods_closed, 0), threshold)
+            self.days = rules.digest(self.base, counts, running)
+        else:
+            self.days = self.stored.days
+        stored = self.stored
+        self.days_changed = stored is None or self.days != stored.days
+        self.months_standing = min(stored.months_closed, self.months_closed) \
+            if stored is not None and stored.entries == self.entries else 0
+        return self.days_changed or self.months_changed
+
+    @property
+    def entries_since(self) -> date:
+        """The first day of the first month to decide: entries before it are not needed."""
+        return rules.month_start(self.subject.row.monitoring_start, self.months_standing)
+
+    @property
+    def signature(self) -> str:
+        return str(Signature(self.shape, self.days, self.entries, self.months_closed))
 
 
 # Columns of a line's content, in the order the fingerprint serialises them.
@@ -704,20 +798,36 @@ def _end_discharged(now: datetime) -> int:
 _LINES = RtmBillableLine.__table__
 
 
-def _existing_lines(enrolment_ids: list[int]) -> dict[tuple[int, str, str], tuple]:
-    """(episode, slot, period key) -> (id, status, fingerprint, reason, inputs) of the lines written."""
+_PERIOD_SLOTS = (rules.Slot.SETUP.value, rules.Slot.DEVICE.value)
+
+
+def _existing_lines(plans: list[_Plan], enrolment_filter=None, in_scope: int = 0) -> dict[tuple[int, str, str], tuple]:
+    """(episode, slot, period key) -> (id, status, fingerprint, reason, inputs) of the lines written
+    for the windows these plans decide: the set-up and device lines where the days changed, the
+    management lines of the months decided. Each kind is read by the episodes' ids, or in one pass
+    over the episodes of `enrolment_filter` (`in_scope` enrolments) when it selects few others."""
     existing = {}
-    for chunk in _chunks(enrolment_ids, 5000):
-        for line_id, episode_id, slot, period_key, status, fingerprint, reason, inputs in db.session.execute(
-            select(RtmBillableLine.id, RtmBillableLine.episode_id, RtmBillableLine.slot, RtmBillableLine.period_key,
-                   RtmBillableLine.status, RtmBillableLine.fingerprint, RtmBillableLine.reason,
-                   RtmBillableLine.inputs).where(RtmBillableLine.enrolment_id.in_(chunk))
-        ):
-            existing[(episode_id, slot, period_key)] = (line_id, status, fingerprint, reason, inputs)
+    columns = (RtmBillableLine.id, RtmBillableLine.episode_id, RtmBillableLine.slot, RtmBillableLine.period_key,
+               RtmBillableLine.status, RtmBillableLine.fingerprint, RtmBillableLine.reason, RtmBillableLine.inputs)
+    first_month = min((p.entries_since for p in plans if p.months_changed), default=date.max)
+    month_lines = and_(RtmBillableLine.slot.not_in(_PERIOD_SLOTS),
+                       RtmBillableLine.period_key >= f"{first_month:%Y-%m}")  # keys are "YYYY-MM"
+    for kind, slots in ((lambda p: p.days_changed, RtmBillableLine.slot.in_(_PERIOD_SLOTS)),
+                        (lambda p: p.months_changed, month_lines)):
+        episodes = [p.subject.row.episode_id for p in plans if kind(p)]
+        wanted = set(episodes)
+        chunks = [select(RtmEnrolment.episode_id).where(enrolment_filter)] \
+            if enrolment_filter is not None and 2 * len(episodes) > in_scope else _chunks(episodes, 5000)
+        for chunk in chunks:  # the episode leads the lines' unique index
+            for line_id, episode_id, slot, period_key, status, fingerprint, reason, inputs in db.session.execute(
+                    select(*columns).where(RtmBillableLine.episode_id.in_(chunk), slots)):
+                if episode_id in wanted:
+                    existing[(episode_id, slot, period_key)] = (line_id, status, fingerprint, reason, inputs)
     return existing
 
 
-def _write_lines(evaluated, existing: dict[tuple[int, str, str], tuple], now: datetime, run: EvaluationRun) -> None:
+def _write_lines(evaluated, existing: dict[tuple[int, str, str], tuple], now: datetime, run: EvaluationRun,
+                 writer: _SqliteLines | _PostgresLines) -> None:
     """Insert the lines that are absent, update the engine's lines whose content changed, mark a
     line no longer earned (a 98981 unit, say) not billable. Billing staff's lines stay as they are."""
     inserts, updates, refreshed, withdrawn, seen = [], [], [], [], set()
@@ -753,7 +863,6 @@ def _write_lines(evaluated, existing: dict[tuple[int, str, str], tuple], now: da
             if key not in seen and period_key in evaluation.decided_months and slot.startswith(rules.Slot.ADDON.value) \
                     and status in (Status.READY.value, Status.HELD.value):
                 withdrawn.append({"line_id": line_id, "reason": "no longer earned: " + reason})
-    writer = _PostgresLines(now) if db.engine.dialect.name == "postgresql" else _SqliteLines(now)
     # A line billing staff took meanwhile is left alone by the UPDATEs' condition on its status.
     writer.update(updates)
     writer.refresh(refreshed)
@@ -765,7 +874,12 @@ def _write_lines(evaluated, existing: dict[tuple[int, str, str], tuple], now: da
     run.inserted += writer.insert(inserts)
 
 
-_RECORD_TYPES = {"line_id": "integer", "evidence": "text"}  # not columns, or not their type, in the recordset
+# Not line columns, or not their type, in the recordset:
+_RECORD_TYPES = {"line_id": "integer", "evidence": "text", "enrolment_id": "integer", "signature": "text"}
+
+
+def _line_writer(now: datetime) -> _SqliteLines | _PostgresLines:
+    return _PostgresLines(now) if db.engine.dialect.name == "postgresql" else _SqliteLines(now)
 _ENGINE_OWNED = "status IN ({})".format(", ".join(f"'{status}'" for status in ENGINE_STATUSES))
 
 
@@ -793,6 +907,12 @@ class _SqliteLines:
             self.connection.exec_driver_sql(
                 f"UPDATE {_LINES.name} SET {columns} WHERE id = ? AND {_ENGINE_OWNED}",  # noqa: S608
                 [(*row[1:], self.now, row[0]) for row in rows])
+
+    def sign(self, rows: list[tuple[int, str]]) -> None:
+        """Each evaluated enrolment's signature: (enrolment id, signature)."""
+        self.connection.exec_driver_sql(
+            f"UPDATE {RtmEnrolment.__tablename__} SET evaluated_signature = ? WHERE id = ?",  # noqa: S608
+            [(signature, enrolment_id) for enrolment_id, signature in rows])
 
     def refresh(self, rows: list[tuple]) -> None:
         if rows:
@@ -850,6 +970,12 @@ class _PostgresLines:
         self._run(f"UPDATE {_LINES.name} l SET {columns}, updated_at = :now "  # noqa: S608
                   f"FROM {self._recordset(names)} WHERE l.id = r.line_id AND l.{_ENGINE_OWNED}", names, rows)
 
+    def sign(self, rows: list[tuple[int, str]]) -> None:
+        """Each evaluated enrolment's signature: (enrolment id, signature)."""
+        self._run(f"UPDATE {RtmEnrolment.__tablename__} e SET evaluated_signature = r.signature "  # noqa: S608
+                  f"FROM {self._recordset(('enrolment_id', 'signature'))} WHERE e.id = r.enrolment_id",
+                  ("enrolment_id", "signature"), rows)
+
     def refresh(self, rows: list[tuple]) -> None:
         self._run(f"UPDATE {_LINES.name} l SET inputs = r.inputs, updated_at = :now "  # noqa: S608
                   f"FROM {self._recordset(('line_id', 'inputs'))} WHERE l.id = r.line_id AND l.{_ENGINE_OWNED}",
@@ -861,10 +987,11 @@ def evaluate(*, now: datetime, as_of: date | None = None, patient_ids: Iterable[
     """Evaluate RTM for active enrolments (and those ended lately), as of `as_of` (default each
     patient's own today at `now`), and write the decisions of closed periods and months as lines.
 
-    The data days of every enrolment in scope are counted in one pass (as one query counting data
-    days per patient and period would); an enrolment whose inputs (`input_signature`) are those of
-    its last evaluation is skipped. The others are decided and written in batches, each committed
-    whole: its lines with its signatures."""
+    Each enrolment's inputs are digested (`Signature`); one whose inputs are those of its last
+    evaluation is skipped. Data days are counted in SQL, per enrolment and period, in one pass over
+    the enrolments that need it (as one query counting data days per patient and period would).
+    The others are decided and written in batches, each committed whole: its lines with its
+    signatures."""
     with _collector_paused():
         return _evaluate(now=now, as_of=as_of, patient_ids=patient_ids, batch_size=batch_size)
 
@@ -891,39 +1018,59 @@ def _evaluate(*, now: datetime, as_of: date | None, patient_ids: Iterable[int] |
                 RtmEnrolment.monitoring_end >= reference - timedelta(days=ENDED_LOOKBACK_DAYS))
     if patient_ids is not None:
         scope = and_(scope, RtmEnrolment.patient_id.in_(list(patient_ids)))
-    # On the first of a month every enrolment's month has closed: all of them need their days.
-    subjects = _subjects(scope, complete=False, days_wanted=reference.day == 1)
-    contexts = _contexts(subjects)
+    subjects = list(_enrolments(scope).values())
+    contexts = _contexts(subjects, scope)
+    # Data days are counted again only where they may have changed: a period closed or the context
+    # changed since the last evaluation, or check-ins came that no run has evaluated yet (past the
+    # cursor the every-few-minutes job shares). A run for named patients counts theirs.
+    unread, settled = _unread(CHECKINS_CURSOR, CheckIn, now) if patient_ids is None else (None, None)
     db.session.commit()
     cache: dict[str, date] = {}
-    changed = []
-    for subject in subjects:
-        today = _today(subject, now, as_of, cache)
-        signature = input_signature(subject, contexts[subject.row.id], today)
-        if signature != subject.row.evaluated_signature:
-            changed.append((subject, today, signature))
-    run.enrolments, run.evaluated = len(subjects), len(changed)
-    preloaded = 2 * len(changed) > len(subjects)  # most changed (a month closed): one pass over the scope
-    if preloaded:
-        _complete([subject for subject, _, _ in changed], scope)
+    plans = [_Plan(s, contexts[s.row.id], _today(s, now, as_of, cache), Signature.parse(s.row.evaluated_signature))
+             for s in subjects]
+    recount = [p for p in plans if p.reshaped or unread is None or p.subject.row.patient_id in unread]
+    _count_days([p.subject for p in recount], scope if 2 * len(recount) > len(plans) else None,
+                with_days=2 * sum(p.reshaped for p in recount) > len(recount))  # most will be decided
+    changed = [p for p in plans if p.compare()]
+    run.enrolments, run.evaluated = len(plans), len(changed)
+    # What most enrolments need (the entries, when a month closed) is read in one pass over the
+    # scope; the rest batch by batch, by id.
+    def load_days(plans, where=None):
+        _load_days([p.subject for p in plans if p.days_changed], where)
+
+    def load_entries(plans, where=None):
+        deciding = [p for p in plans if p.months_changed]
+        _load_entries([p.subject for p in deciding], where, min((p.entries_since for p in deciding), default=date.max))
+
+    loaders = [(load, 2 * sum(map(needs, changed)) > len(plans))
+               for load, needs in ((load_days, lambda p: p.days_changed), (load_entries, lambda p: p.months_changed))]
+    for load, preloaded in loaders:
+        if preloaded:
+            load(changed, scope)
+    lines = _existing_lines(changed, scope, len(plans))
     for batch in _chunks(changed, batch_size):
-        if not preloaded:
-            _complete([subject for subject, _, _ in batch])
-        existing = _existing_lines([subject.row.id for subject, _, _ in batch])
+        for load, preloaded in loaders:
+            if not preloaded:
+                load(batch)
+        episodes = {p.subject.row.episode_id for p in batch}
+        existing = {key: line for key, line in lines.items() if key[0] in episodes}
         known: dict[int, dict[tuple[str, str], str]] = defaultdict(dict)
         for (episode_id, slot, period_key), line in existing.items():
             if line[4] is not None:
                 known[episode_id][slot, period_key] = line[4]
-        evaluated = [(subject, rules.evaluate(subject.as_rules(), days=subject.days, entries=subject.entries,
-                                              today=today, context=contexts[subject.row.id],
-                                              known=known[subject.row.episode_id]),
-                      contexts[subject.row.id], today) for subject, today, _ in batch]
-        _write_lines(evaluated, existing, now, run)
-        db.session.execute(
-            update(RtmEnrolment.__table__).where(RtmEnrolment.__table__.c.id == sa.bindparam("enrolment_id"))
-            .values(evaluated_signature=sa.bindparam("signature")),
-            [{"enrolment_id": subject.row.id, "signature": signature} for subject, _, signature in batch])
+        evaluated = [(p.subject, rules.evaluate(p.enrolment, days=p.subject.days if p.days_changed else None,
+                                                entries=p.subject.entries if p.months_changed else None,
+                                                today=p.today, context=p.context,
+                                                known=known[p.subject.row.episode_id],
+                                                months_standing=p.months_standing, context_key=p.base),
+                      p.context, p.today)
+                     for p in batch]
+        writer = _line_writer(now)
+        _write_lines(evaluated, existing, now, run, writer)
+        writer.sign([(p.subject.row.id, p.signature) for p in batch])
         db.session.commit()
+    if settled is not None:
+        _move_cursor(CHECKINS_CURSOR, settled, now)
     db.session.add(audit_entry(SYSTEM, "evaluate", "rtm_billable_line", None, now, None,
                                f"enrolments={run.enrolments};evaluated={run.evaluated};inserted={run.inserted};"
                                f"updated={run.updated}"))
@@ -936,30 +1083,43 @@ def evaluate_all(*, now: datetime) -> EvaluationRun:
     return evaluate(now=now)
 
 
-def _advance(name: str, model, now: datetime) -> set[int]:
-    """Patients with rows of `model` past the cursor `name`; the cursor moves to the newest row
-    old enough to be surely committed."""
-    cursor = db.session.get(JobCursor, name)
-    position = cursor.position if cursor else 0
+CHECKINS_CURSOR = "rtm_checkins"
+TIME_ENTRIES_CURSOR = "rtm_time_entries"
+
+
+def _unread(name: str, model, now: datetime) -> tuple[set[int], int | None]:
+    """Patients with rows of `model` past the cursor `name`, and the newest row old enough to be
+    surely committed: where the cursor may move once those patients are evaluated."""
+    position = db.session.scalar(select(JobCursor.position).where(JobCursor.name == name)) or 0
     stamp = model.received_at if model is CheckIn else model.created_at
     patients = set(db.session.scalars(select(model.patient_id).distinct().where(model.id > position)))
     settled = db.session.scalar(select(func.max(model.id)).where(model.id > position, stamp <= now - CURSOR_GRACE))
-    if settled is not None:
-        if cursor is None:
-            db.session.add(JobCursor(name=name, position=settled, updated_at=now))
-        else:
-            cursor.position, cursor.updated_at = settled, now
-    return patients
+    return patients, settled
+
+
+def _move_cursor(name: str, position: int, now: datetime) -> None:
+    """Forward only: the nightly run and the every-few-minutes job share the check-in cursor, and
+    either may finish first."""
+    dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite
+    db.session.execute(dialect.insert(JobCursor).values(name=name, position=position, updated_at=now)
+                       .on_conflict_do_nothing())
+    db.session.execute(update(JobCursor).where(JobCursor.name == name, JobCursor.position < position)
+                       .values(position=position, updated_at=now))
 
 
 def evaluate_dirty(*, now: datetime) -> EvaluationRun:
     """Job (every few minutes): the patients with a new check-in or time entry since the last
     run. The check-in path writes nothing for this: the job reads past a cursor on the ids."""
-    patients = _advance("rtm_checkins", CheckIn, now) | _advance("rtm_time_entries", ManagementTimeEntry, now)
+    checkins, checkins_settled = _unread(CHECKINS_CURSOR, CheckIn, now)
+    entries, entries_settled = _unread(TIME_ENTRIES_CURSOR, ManagementTimeEntry, now)
+    patients = checkins | entries
     enrolled = set(db.session.scalars(select(RtmEnrolment.patient_id).where(RtmEnrolment.patient_id.in_(patients)))) \
         if patients else set()
     run = evaluate(now=now, patient_ids=enrolled) if enrolled else EvaluationRun()
-    db.session.commit()  # the cursors move only after the evaluation is written
+    for name, settled in ((CHECKINS_CURSOR, checkins_settled), (TIME_ENTRIES_CURSOR, entries_settled)):
+        if settled is not None:  # only after the evaluation is written
+            _move_cursor(name, settled, now)
+    db.session.commit()
     return run
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import StrEnum
 from functools import lru_cache
+from typing import NamedTuple
 
 from telerehab.billing import rules as billing
 from telerehab.billing.rules import MonitoredSystem, RpmOverlap, RtmPolicy, SetupRebill
@@ -87,9 +88,9 @@ class TimeEntry:
 # ---------------------------------------------------------------- periods and months
 
 
-@dataclass(frozen=True)
-class Window:
-    """A 30-day period or a calendar month, clipped to the monitored days."""
+class Window(NamedTuple):
+    """A 30-day period or a calendar month, clipped to the monitored days. (A named tuple: the
+    nightly run makes tens of thousands, and a frozen dataclass is several times slower to make.)"""
 
     key: str  # "2026-03-02" for a period (its first day), "2026-03" for a month
     start: date
@@ -120,12 +121,20 @@ def periods(start: date, end: date | None, today: date) -> list[Window]:
     return result
 
 
-def months(start: date, end: date | None, today: date) -> list[Window]:
-    """The calendar months the monitoring touches up to `today`, each clipped to monitored days."""
+def month_start(start: date, index: int) -> date:
+    """The first day of the `index`-th calendar month of monitoring that began on `start`."""
+    years, month = divmod(start.month - 1 + index, 12)
+    return date(start.year + years, month + 1, 1)
+
+
+def months(start: date, end: date | None, today: date, *, skip: int = 0) -> list[Window]:
+    """The calendar months the monitoring touches up to `today`, each clipped to monitored days
+    (all but the first `skip` of them)."""
     last = end if end is not None and end < today else today
     if last < start:  # not started yet, or ended before it started (an opt-out before day one)
         return []
-    result, year, month = [], start.year, start.month
+    first = month_start(start, skip)
+    result, year, month = [], first.year, first.month
     while date(year, month, 1) <= last:
         following = (year + 1, 1) if month == 12 else (year, month + 1)
         month_last = date(*following, 1) - timedelta(days=1)
@@ -363,7 +372,8 @@ class Evaluation:
     inputs: dict[tuple[str, str], str] = field(default_factory=dict)  # (slot, key) -> digest of its inputs
 
 
-def _digest(*parts) -> str:
+def digest(*parts) -> str:
+    """A short stable digest of plain values (their repr)."""
     return hashlib.sha1(repr(parts).encode(), usedforsecurity=False).hexdigest()
 
 
@@ -376,7 +386,7 @@ def context_digest(enrolment: Enrolment, context: Context) -> str:
     """Everything about the enrolment and the patient that every window's decision depends on.
     (Digests take plain values: a dataclass's repr is many times slower, and this runs for every
     enrolment every night.)"""
-    return _digest(
+    return digest(
         (enrolment.id, enrolment.episode_id, str(enrolment.system), enrolment.monitoring_start,
          enrolment.monitoring_end, enrolment.setup_date, enrolment.setup_by_assistant),
         _policy_items(context.policy), context.rpm_periods, sorted(context.ytd_therapy_cents.items()),
@@ -413,51 +423,67 @@ def closed_windows(start: date, end: date | None, today: date) -> tuple[int, int
     return periods_closed, months_closed
 
 
-def evaluate(enrolment: Enrolment, *, days: Iterable[date], entries: Iterable[TimeEntry], today: date,
-             context: Context, known: Mapping[tuple[str, str], str] | None = None) -> Evaluation:
+def evaluate(enrolment: Enrolment, *, days: Iterable[date] | None, entries: Iterable[TimeEntry] | None,
+             today: date, context: Context, known: Mapping[tuple[str, str], str] | None = None,
+             months_standing: int = 0, context_key: str | None = None) -> Evaluation:
     """Every decision of an enrolment as of `today` (the patient's local date).
 
     With `known` (the input digests of the lines already written, by (slot, period key)), only
     what may need writing is decided: running windows are left out, and so is a closed period or
-    month whose inputs are those its line was written from."""
-    ordered = sorted(set(days))  # ten check-ins on one day are one data day
-    entries = sorted(entries, key=lambda e: (e.service_date, e.id))
+    month whose inputs are those its line was written from. The caller may know more, and say so:
+    `days=None` leaves the set-up code and the 30-day periods undecided, `entries=None` the months,
+    and `months_standing` the first months (their inputs stand). `context_key`: the enrolment's
+    `context_digest`, when the caller has it."""
     incremental = known is not None
-    base = context_digest(enrolment, context) if incremental else None
-    period_days = [(p, data_days(ordered, p))
-                   for p in periods(enrolment.monitoring_start, enrolment.monitoring_end, today)]
+    base = (context_key or context_digest(enrolment, context)) if incremental else None
     inputs: dict[tuple[str, str], str] = {}
     decisions = []
+    period_days = []
+    if days is not None:
+        ordered = sorted(set(days))  # ten check-ins on one day are one data day
+        period_days = [(p, data_days(ordered, p))
+                       for p in periods(enrolment.monitoring_start, enrolment.monitoring_end, today)]
+        decisions += _period_decisions(enrolment, period_days, today, context, known, base, inputs)
+    month_tallies, decided = [], set()
+    if entries is not None:
+        entries = sorted(entries, key=lambda e: (e.service_date, e.id))
+        for month in months(enrolment.monitoring_start, enrolment.monitoring_end, today, skip=months_standing):
+            if incremental:
+                if not month.closed(today):
+                    continue
+                inside = [_entry_items(e) for e in entries if month.start <= e.service_date <= month.end]
+                window_digest = inputs[Slot.MANAGEMENT.value, month.key] = digest(base, _window_items(month), inside)
+                if known.get((Slot.MANAGEMENT.value, month.key)) == window_digest:
+                    continue
+            tally = tally_month(entries, month, context.policy)
+            month_tallies.append((month, tally))
+            decided.add(month.key)
+            decisions += management_decisions(month, tally, today, context)
+    return Evaluation(period_days, month_tallies, decisions, frozenset(decided), inputs)
+
+
+def _period_decisions(enrolment: Enrolment, period_days: list[tuple[Window, list[date]]], today: date,
+                      context: Context, known: Mapping[tuple[str, str], str] | None, base: str | None,
+                      inputs: dict[tuple[str, str], str]) -> list[Decision]:
+    """The set-up code and each period's device code (see `evaluate`; digests go to `inputs`)."""
+    decisions = []
     met = next(((p, d) for p, d in period_days if len(d) >= context.policy.setup_min_days), None)
-    if incremental and met is not None:  # once met, only the days that met it (or the context) matter
-        digest = inputs[Slot.SETUP.value, SETUP_PERIOD_KEY] = _digest(
+    if known is not None and met is not None:  # once met, only the days that met it (or the context) matter
+        window_digest = inputs[Slot.SETUP.value, SETUP_PERIOD_KEY] = digest(
             base, met[0].key, met[1][:context.policy.setup_min_days])
-        if known.get((Slot.SETUP.value, SETUP_PERIOD_KEY)) != digest:
+        if known.get((Slot.SETUP.value, SETUP_PERIOD_KEY)) != window_digest:
             decisions.append(setup_decision(enrolment, period_days, today, context))
     else:
         decisions.append(setup_decision(enrolment, period_days, today, context))
     for period, days_in in period_days:
-        if incremental:
+        if known is not None:
             if not period.closed(today):
                 continue
-            digest = inputs[Slot.DEVICE.value, period.key] = _digest(base, _window_items(period), len(days_in))
-            if known.get((Slot.DEVICE.value, period.key)) == digest:
+            window_digest = inputs[Slot.DEVICE.value, period.key] = digest(base, _window_items(period), len(days_in))
+            if known.get((Slot.DEVICE.value, period.key)) == window_digest:
                 continue
         decisions.append(device_decision(enrolment, period, days_in, today, context))
-    month_tallies, decided = [], set()
-    for month in months(enrolment.monitoring_start, enrolment.monitoring_end, today):
-        if incremental:
-            if not month.closed(today):
-                continue
-            inside = [_entry_items(e) for e in entries if month.start <= e.service_date <= month.end]
-            digest = inputs[Slot.MANAGEMENT.value, month.key] = _digest(base, _window_items(month), inside)
-            if known.get((Slot.MANAGEMENT.value, month.key)) == digest:
-                continue
-        tally = tally_month(entries, month, context.policy)
-        month_tallies.append((month, tally))
-        decided.add(month.key)
-        decisions += management_decisions(month, tally, today, context)
-    return Evaluation(period_days, month_tallies, decisions, frozenset(decided), inputs)
+    return decisions
 
 
 # ---------------------------------------------------------------- forecast
