@@ -39,6 +39,18 @@ def _consented_visit(world, other=False):
     return visit(world, other)
 
 
+def _result(world, other=False):
+    """A pain score of the patient, recorded by their own clinic's therapist (for the amendment rows)."""
+    therapist = world.other_therapist if other else world.therapist
+    patient = world.other_patient if other else world.patient
+    episode = world.other_episode if other else world.episode
+    return operations.record_result(Actor(therapist), patient.id, {
+        "protocol_id": "prom_nprs", "episode_id": episode.id, "variant": "video",
+        "inputs": {"recall": "now", "pain": 3}}, now=NOW)
+
+
+CORRECTION_FORM = {"input-recall": "now", "input-pain": "5", "variant": "video", "reason": "Typed 3 for 5"}
+
 MARK_FORM = {"axis_x": "30", "axis_y": "24", "stationary_x": "2", "stationary_y": "24", "moving_x": "40",
              "moving_y": "45", "input-side": "left", "input-motion": "active", "input-position": "supine"}
 
@@ -65,6 +77,21 @@ ASSESSMENT_PAGE_CASES = [
          other_path=lambda w: f"/goniometry/{_capture(w, True).id}/proposal"),
     Case("GET", "/goniometry/<id:capture_id>/image", lambda w: f"/goniometry/{_capture(w).id}/image", CLINICIANS_200,
          other_path=lambda w: f"/goniometry/{_capture(w, True).id}/image"),
+    Case("GET", "/assessment-results/<id:result_id>", lambda w: f"/assessment-results/{_result(w).id}", READERS_200,
+         other_path=lambda w: f"/assessment-results/{_result(w, True).id}"),
+    Case("GET", "/assessment-results/<id:result_id>/correction",
+         lambda w: f"/assessment-results/{_result(w).id}/correction", CLINICIANS_200,
+         other_path=lambda w: f"/assessment-results/{_result(w, True).id}/correction"),
+    Case("POST", "/assessment-results/<id:result_id>/correction",
+         lambda w: f"/assessment-results/{_result(w).id}/correction", CLINICIANS_302, body=lambda w: CORRECTION_FORM,
+         other_path=lambda w: f"/assessment-results/{_result(w, True).id}/correction"),
+    Case("GET", "/assessment-results/<id:result_id>/withdrawal",
+         lambda w: f"/assessment-results/{_result(w).id}/withdrawal", CLINICIANS_200,
+         other_path=lambda w: f"/assessment-results/{_result(w, True).id}/withdrawal"),
+    Case("POST", "/assessment-results/<id:result_id>/withdrawal",
+         lambda w: f"/assessment-results/{_result(w).id}/withdrawal", CLINICIANS_302,
+         body=lambda w: {"reason": "Entered in the wrong chart"},
+         other_path=lambda w: f"/assessment-results/{_result(w, True).id}/withdrawal"),
     Case("GET", "/patients/<id:patient_id>/assessments", lambda w: f"/patients/{w.patient.id}/assessments",
          READERS_200, other_path=lambda w: f"/patients/{w.other_patient.id}/assessments"),
     Case("GET", "/patients/<id:patient_id>/assessments/<protocol_id>",
@@ -82,6 +109,17 @@ ASSESSMENT_API_CASES = [
          body=lambda w: {"protocol_id": "prom_nprs", "episode_id": w.episode.id, "variant": "video",
                          "inputs": {"recall": "now", "pain": 3}},
          other_path=lambda w: f"/api/v1/patients/{w.other_patient.id}/assessments"),
+    Case("POST", "/api/v1/assessment-results/<id:result_id>/corrections",
+         lambda w: f"/api/v1/assessment-results/{_result(w).id}/corrections", {"therapist": 201, "assistant": 201},
+         body=lambda w: {"inputs": {"recall": "now", "pain": 5}, "reason": "Typed 3 for 5"},
+         other_path=lambda w: f"/api/v1/assessment-results/{_result(w, True).id}/corrections"),
+    Case("POST", "/api/v1/assessment-results/<id:result_id>/withdrawal",
+         lambda w: f"/api/v1/assessment-results/{_result(w).id}/withdrawal", CLINICIANS_200,
+         body=lambda w: {"reason": "Entered in the wrong chart"},
+         other_path=lambda w: f"/api/v1/assessment-results/{_result(w, True).id}/withdrawal"),
+    Case("GET", "/api/v1/assessment-results/<id:result_id>/history",
+         lambda w: f"/api/v1/assessment-results/{_result(w).id}/history", READERS_200,
+         other_path=lambda w: f"/api/v1/assessment-results/{_result(w, True).id}/history"),
     Case("GET", "/api/v1/patients/<id:patient_id>/assessments/<protocol_id>/trend",
          lambda w: f"/api/v1/patients/{w.patient.id}/assessments/perf_tug/trend", READERS_200,
          other_path=lambda w: f"/api/v1/patients/{w.other_patient.id}/assessments/perf_tug/trend"),

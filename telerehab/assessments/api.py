@@ -1,4 +1,4 @@
-"""/api/v1: assessment protocols (read), results (create, list) and trends."""
+"""/api/v1: assessment protocols (read), results (create, list, correct, withdraw, history) and trends."""
 
 from flask.views import MethodView
 from marshmallow import RAISE
@@ -7,12 +7,14 @@ from telerehab.api import current_actor, make_blueprint
 from telerehab.assessments import operations
 from telerehab.assessments.protocols import all_protocols, get_protocol
 from telerehab.assessments.schemas import (
+    CorrectionSchema,
     ProtocolSchema,
     ProtocolSummarySchema,
     ResultListArgsSchema,
     ResultSchema,
     ResultWriteSchema,
     TrendSchema,
+    WithdrawalSchema,
 )
 from telerehab.db_types import utc_now
 
@@ -44,7 +46,7 @@ class PatientResults(MethodView):
     @blp.arguments(ResultListArgsSchema, location="query", unknown=RAISE)
     @blp.response(200, ResultSchema(many=True))
     def get(self, args, patient_id):
-        """The patient's results, newest first (optionally of one protocol)."""
+        """The patient's results in force, newest first (optionally of one protocol)."""
         return operations.list_results(current_actor(), patient_id, protocol_id=args.get("protocol_id"),
                                        now=utc_now())
 
@@ -53,6 +55,33 @@ class PatientResults(MethodView):
     def post(self, data, patient_id):
         """Record a result: scored by the protocol, kept with its raw inputs, protocol version and variant."""
         return operations.record_result(current_actor(), patient_id, data, now=utc_now())
+
+
+@blp.route("/assessment-results/<id:result_id>/corrections")
+class ResultCorrections(MethodView):
+    @blp.arguments(CorrectionSchema)
+    @blp.response(201, ResultSchema)
+    def post(self, data, result_id):
+        """Correct a result in force: a new result is scored from the corrected inputs and the original
+        is kept, superseded by it. A result already corrected or withdrawn is refused (422, `result`)."""
+        return operations.correct_result(current_actor(), result_id, data, now=utc_now())
+
+
+@blp.route("/assessment-results/<id:result_id>/withdrawal")
+class ResultWithdrawal(MethodView):
+    @blp.arguments(WithdrawalSchema)
+    @blp.response(200, ResultSchema)
+    def post(self, data, result_id):
+        """Withdraw a result entered in error: it leaves lists and trends and stays in its history."""
+        return operations.withdraw_result(current_actor(), result_id, data, now=utc_now())
+
+
+@blp.route("/assessment-results/<id:result_id>/history")
+class ResultHistory(MethodView):
+    @blp.response(200, ResultSchema(many=True))
+    def get(self, result_id):
+        """The result's chain of corrections, first entered to latest, superseded and withdrawn ones included."""
+        return operations.result_history(current_actor(), result_id, now=utc_now())
 
 
 @blp.route("/patients/<id:patient_id>/assessments/<protocol_id>/trend")

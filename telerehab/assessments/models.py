@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, and_
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from telerehab.accounts.models import Patient, User
@@ -15,6 +16,10 @@ from telerehab.extensions import db
 
 
 class AssessmentResult(db.Model):
+    """One result as entered. Never deleted or edited in place: a correction is a new row that the
+    old one points to (superseded_by_id), and a result entered in error is withdrawn. Only results in
+    force count in lists, trends and interpretation; the others stay for the history and the audit."""
+
     __tablename__ = "assessment_results"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -33,13 +38,35 @@ class AssessmentResult(db.Model):
     score: Mapped[float] = mapped_column(Float)
     units: Mapped[str] = mapped_column(String(40))
     method: Mapped[str] = mapped_column(String(20))  # entered, or goniometry
+    # Who took the measure and when; a correction keeps both (its own author and time are on the
+    # row it supersedes), so that the trend still plots the test on the day it was taken.
     recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Set when a correction replaces this result: the new row, when, who corrected it and why.
+    superseded_by_id: Mapped[int | None] = mapped_column(ForeignKey("assessment_results.id"), unique=True)
+    superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    superseded_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    superseded_reason: Mapped[str | None] = mapped_column(Text)
+    # Set when the result was entered in error and withdrawn.
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    withdrawn_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    withdrawn_reason: Mapped[str | None] = mapped_column(Text)
 
     patient: Mapped[Patient] = relationship()
     episode: Mapped[Episode] = relationship()
     visit: Mapped[Visit | None] = relationship()
-    recorded_by: Mapped[User] = relationship()
+    recorded_by: Mapped[User] = relationship(foreign_keys=[recorded_by_id])
+    superseded_by_user: Mapped[User | None] = relationship(foreign_keys=[superseded_by_user_id])
+    withdrawn_by: Mapped[User | None] = relationship(foreign_keys=[withdrawn_by_id])
+
+    @hybrid_property
+    def in_force(self) -> bool:
+        return self.superseded_by_id is None and self.withdrawn_at is None
+
+    @in_force.inplace.expression
+    @classmethod
+    def _in_force_expression(cls):
+        return and_(cls.superseded_by_id.is_(None), cls.withdrawn_at.is_(None))
 
     __table_args__ = (
         Index("ix_assessment_results_patient_protocol", "patient_id", "protocol_id", "recorded_at"),

@@ -1,5 +1,6 @@
-"""Use cases for assessments: record a result (entered or measured on a still), list results, a
-patient's trend per measure, and the stills of video goniometry. Each checks policy, calls the
+"""Use cases for assessments: record a result (entered or measured on a still), correct or withdraw
+it (the original kept), list results, a patient's trend per measure, and the stills of video
+goniometry. Each checks policy, calls the
 rules, writes and audits in one transaction, and takes `now`."""
 
 from __future__ import annotations
@@ -107,8 +108,9 @@ def _checklist(protocol: dict, variant: str, answers: Mapping[str, object] | Non
     return {item["id"]: bool((answers or {}).get(item["id"])) for item in items}
 
 
-def _new_result(actor: Actor, patient: Patient, protocol: dict, data: Mapping[str, Any], *, method: str,
-                inputs: Mapping[str, object], now: datetime) -> AssessmentResult:
+def _scored_result(actor: Actor, patient: Patient, protocol: dict, data: Mapping[str, Any], *, method: str,
+                   inputs: Mapping[str, object], now: datetime) -> AssessmentResult:
+    """A result checked and scored by the protocol, not yet in the session."""
     episode, visit = _place(patient, data.get("visit_id"), data.get("episode_id"))
     variant, reason = _variant(protocol, visit, data.get("variant"), data.get("override_reason"))
     checklist = _checklist(protocol, variant, data.get("checklist"))
@@ -117,17 +119,26 @@ def _new_result(actor: Actor, patient: Patient, protocol: dict, data: Mapping[st
         value = rules.score(protocol, values)
     except InputProblems as error:
         raise _problems(error.errors) from None
-    result = AssessmentResult(
+    return AssessmentResult(
         patient_id=patient.id, episode_id=episode.id, visit_id=visit.id if visit else None,
         protocol_id=protocol["id"], protocol_version=protocol["version"], variant=variant,
         modality=visit.modality if visit else None, override_reason=reason,
         series_key=rules.series_key(protocol, values), inputs=values, checklist=checklist, score=value,
         units=protocol["units"], method=method, recorded_by_id=actor.user.id, recorded_at=now)
+
+
+def _add_result(actor: Actor, result: AssessmentResult, *, now: datetime, note: str = "") -> AssessmentResult:
     db.session.add(result)
     db.session.flush()
-    audit(actor, "create", "assessment_result", result.id, now=now, patient_id=patient.id,
-          detail=f"{protocol['id']} v{protocol['version']} {variant}")
+    audit(actor, "create", "assessment_result", result.id, now=now, patient_id=result.patient_id,
+          detail=f"{result.protocol_id} v{result.protocol_version} {result.variant}{note}")
     return result
+
+
+def _new_result(actor: Actor, patient: Patient, protocol: dict, data: Mapping[str, Any], *, method: str,
+                inputs: Mapping[str, object], now: datetime) -> AssessmentResult:
+    return _add_result(actor, _scored_result(actor, patient, protocol, data, method=method, inputs=inputs, now=now),
+                       now=now)
 
 
 def record_result(actor: Actor, patient_id: int, data: Mapping[str, Any], *, now: datetime) -> AssessmentResult:
@@ -153,7 +164,8 @@ def visit_results(actor: Actor, visit_id: int, *, now: datetime) -> tuple[Visit,
     """The results recorded at a visit: the clinicians' working page (patients read their trends)."""
     visit = visit_for(actor, visit_id, Permission.RECORD_ASSESSMENTS)
     results = list(db.session.scalars(
-        select(AssessmentResult).where(AssessmentResult.visit_id == visit.id).order_by(AssessmentResult.recorded_at)))
+        select(AssessmentResult).where(AssessmentResult.visit_id == visit.id, AssessmentResult.in_force)
+        .order_by(AssessmentResult.recorded_at)))
     audit(actor, "read", "visit", visit.id, now=now, patient_id=visit.patient_id, detail="assessments")
     _audit_results(actor, results, now)
     return visit, results
@@ -168,9 +180,9 @@ def visit_for_recording(actor: Actor, visit_id: int, *, now: datetime) -> Visit:
 
 def list_results(actor: Actor, patient_id: int, *, protocol_id: str | None = None, limit: int = 500,
                  now: datetime) -> list[AssessmentResult]:
-    """The patient's results, newest first (optionally of one protocol)."""
+    """The patient's results in force, newest first (optionally of one protocol)."""
     patient = require_patient(actor.user, db.session.get(Patient, patient_id), Permission.VIEW_ASSESSMENTS)
-    query = select(AssessmentResult).where(AssessmentResult.patient_id == patient.id)
+    query = select(AssessmentResult).where(AssessmentResult.patient_id == patient.id, AssessmentResult.in_force)
     if protocol_id is not None:
         query = query.where(AssessmentResult.protocol_id == protocol_id)
     results = list(db.session.scalars(
@@ -195,15 +207,17 @@ class Trend:
     patient: Patient
     protocol: dict
     series: list[SeriesTrend]
+    corrections: frozenset[int]  # ids of the results shown that correct an earlier one
 
 
 def trend(actor: Actor, patient_id: int, protocol_id: str, *, now: datetime) -> Trend:
-    """The patient's results of one measure, one series per side/direction/device, interpreted."""
+    """The patient's results in force of one measure, one series per side/direction/device, interpreted:
+    a withdrawn baseline leaves the next result in force as the baseline."""
     protocol = get_protocol(protocol_id)
     patient = require_patient(actor.user, db.session.get(Patient, patient_id), Permission.VIEW_ASSESSMENTS)
     results = list(db.session.scalars(
         select(AssessmentResult).where(AssessmentResult.patient_id == patient.id,
-                                       AssessmentResult.protocol_id == protocol["id"])
+                                       AssessmentResult.protocol_id == protocol["id"], AssessmentResult.in_force)
         .order_by(AssessmentResult.recorded_at, AssessmentResult.id)))
     zone = ZoneInfo(patient.timezone)
     keyed: dict[str, list[AssessmentResult]] = {}
@@ -219,8 +233,10 @@ def trend(actor: Actor, patient_id: int, protocol_id: str, *, now: datetime) -> 
             norms=[rules.norm_verdict(protocol, r.score, age=rules.age_on(patient.date_of_birth, r.recorded_at.date()),
                                       sex=patient.sex, series=rules.series_values(protocol, r.inputs)) for r in rows],
             chart=chart, warnings=sum(1 for s in chart.segments if not s.comparable)))
+    corrections = frozenset(db.session.scalars(select(AssessmentResult.superseded_by_id).where(
+        AssessmentResult.superseded_by_id.in_([r.id for r in results])))) if results else frozenset()
     _audit_results(actor, results, now)
-    return Trend(patient=patient, protocol=protocol, series=series)
+    return Trend(patient=patient, protocol=protocol, series=series, corrections=corrections)
 
 
 def patient_measures(actor: Actor, patient_id: int, *, now: datetime) -> tuple[Patient, list[tuple[dict, list[AssessmentResult]]]]:
@@ -233,6 +249,111 @@ def patient_measures(actor: Actor, patient_id: int, *, now: datetime) -> tuple[P
     protocols = all_protocols()
     measures = [(protocols[pid], rows) for pid, rows in grouped.items() if pid in protocols]
     return patient, sorted(measures, key=lambda m: m[0]["name"])
+
+
+# ---------------------------------------------------------------- corrections and withdrawal
+
+def _result_for(actor: Actor, result_id: int, permission: Permission, *, for_update: bool = False) -> AssessmentResult:
+    # Amending locks the row (PostgreSQL) and reads it afresh, so that two corrections, or a correction
+    # and a withdrawal, of one result cannot both pass the checks on its state.
+    result = db.session.get(AssessmentResult, result_id, with_for_update=for_update, populate_existing=for_update)
+    if result is None:
+        raise NotFound("No such assessment result.")
+    require_patient(actor.user, result.patient, permission)
+    return result
+
+
+def _in_force_for_amending(actor: Actor, result_id: int) -> AssessmentResult:
+    result = _result_for(actor, result_id, Permission.RECORD_ASSESSMENTS, for_update=True)
+    if result.superseded_by_id is not None:
+        raise ValidationFailed({"result": [
+            f"Result {result.id} was already corrected by result {result.superseded_by_id}: "
+            "correct or withdraw that one."]})
+    if result.withdrawn_at is not None:
+        raise ValidationFailed({"result": [f"Result {result.id} was withdrawn as entered in error."]})
+    return result
+
+
+def _amendment_reason(value: object) -> str:
+    reason = value.strip() if isinstance(value, str) else ""
+    if len(reason) < 5:
+        raise ValidationFailed({"reason": ["Say what was wrong with the result (at least 5 characters)."]})
+    if len(reason) > rules.MAX_AMENDMENT_REASON:
+        raise ValidationFailed({"reason": [f"At most {rules.MAX_AMENDMENT_REASON} characters."]})
+    return reason
+
+
+def result_for_amending(actor: Actor, result_id: int, *, now: datetime) -> AssessmentResult:
+    """The result, for the correction and withdrawal forms (clinicians who may record for the patient)."""
+    result = _result_for(actor, result_id, Permission.RECORD_ASSESSMENTS)
+    audit(actor, "read", "assessment_result", result.id, now=now, patient_id=result.patient_id, detail="amend")
+    db.session.commit()
+    return result
+
+
+def correct_result(actor: Actor, result_id: int, data: Mapping[str, Any], *, now: datetime) -> AssessmentResult:
+    """Replace a result in force with a corrected one, scored by the protocol as when recording; the
+    original stays, marked superseded by the new row, with who corrected it, when and why.
+
+    `data`: reason (required), and any of inputs (the whole set, as when recording), variant,
+    override_reason, checklist; what is not given is the original's. The correction keeps the
+    original's visit, episode, time taken and clinician who took it.
+    """
+    original = _in_force_for_amending(actor, result_id)
+    reason = _amendment_reason(data.get("reason"))
+    protocol = _protocol_for_writing(original.protocol_id)
+    inputs = original.inputs if data.get("inputs") is None else data["inputs"]
+    if not isinstance(inputs, Mapping):
+        raise ValidationFailed({"inputs": ["Give the inputs as an object of input id to value."]})
+    wanted = {"visit_id": original.visit_id, "episode_id": original.episode_id,
+              "variant": data.get("variant") or original.variant,
+              "override_reason": data.get("override_reason", original.override_reason),
+              "checklist": data.get("checklist", original.checklist)}
+    corrected = _scored_result(actor, original.patient, protocol, wanted, method=original.method, inputs=inputs,
+                               now=now)
+    fields = ("inputs", "variant", "override_reason", "checklist")
+    if all(getattr(corrected, f) == getattr(original, f) for f in fields):
+        raise ValidationFailed({"inputs": [
+            "Nothing differs from the result being corrected: change an input, the variant or its reason."]})
+    goniometry = protocol.get("goniometry")
+    if goniometry and original.method == METHOD_GONIOMETRY and (
+            corrected.inputs.get(goniometry["input"]) != original.inputs.get(goniometry["input"])):
+        corrected.method = METHOD_ENTERED  # the angle no longer comes from the landmarks on the still
+    corrected.recorded_by_id, corrected.recorded_at = original.recorded_by_id, original.recorded_at
+    _add_result(actor, corrected, now=now, note=f", correcting result {original.id}")
+    original.superseded_by_id = corrected.id
+    original.superseded_at = now
+    original.superseded_by_user_id = actor.user.id
+    original.superseded_reason = reason
+    audit(actor, "supersede", "assessment_result", original.id, now=now, patient_id=original.patient_id,
+          detail=f"corrected by result {corrected.id}")
+    db.session.commit()
+    return corrected
+
+
+def withdraw_result(actor: Actor, result_id: int, data: Mapping[str, Any], *, now: datetime) -> AssessmentResult:
+    """Withdraw a result entered in error (`data`: reason): it leaves lists and trends, never the record."""
+    result = _in_force_for_amending(actor, result_id)
+    result.withdrawn_reason = _amendment_reason(data.get("reason"))
+    result.withdrawn_at = now
+    result.withdrawn_by_id = actor.user.id
+    audit(actor, "withdraw", "assessment_result", result.id, now=now, patient_id=result.patient_id)
+    db.session.commit()
+    return result
+
+
+def result_history(actor: Actor, result_id: int, *, now: datetime) -> list[AssessmentResult]:
+    """The result's chain of corrections, first entered to latest, whichever link is asked for;
+    superseded and withdrawn links included (readable by whoever may read the patient's results)."""
+    result = _result_for(actor, result_id, Permission.VIEW_ASSESSMENTS)
+    chain = [result]
+    while (earlier := db.session.scalar(
+            select(AssessmentResult).where(AssessmentResult.superseded_by_id == chain[0].id))) is not None:
+        chain.insert(0, earlier)
+    while chain[-1].superseded_by_id is not None:
+        chain.append(db.session.get(AssessmentResult, chain[-1].superseded_by_id))
+    audit_reads(actor, "history", "assessment_result", [(r.id, r.patient_id) for r in chain], now=now)
+    return chain
 
 
 # ---------------------------------------------------------------- goniometry stills

@@ -37,6 +37,7 @@ VARIANT_LABELS = {Variant.IN_CLINIC: "In clinic", Variant.VIDEO: "Video"}
 LANDMARKS = ("axis", "stationary", "moving")
 MAX_TEXT_INPUT = 200
 MAX_OVERRIDE_REASON = 500
+MAX_AMENDMENT_REASON = 500  # why a result was corrected or withdrawn
 
 
 class InputProblems(Exception):

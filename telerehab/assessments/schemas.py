@@ -2,7 +2,7 @@
 
 from marshmallow import Schema, fields, validate
 
-from telerehab.assessments.rules import MAX_OVERRIDE_REASON, Variant
+from telerehab.assessments.rules import MAX_AMENDMENT_REASON, MAX_OVERRIDE_REASON, Variant
 
 ROW_ID = validate.Range(min=1, max=2**31 - 1)
 VARIANTS = [v.value for v in Variant]
@@ -48,6 +48,22 @@ class ProtocolSchema(Schema):
     sources = fields.List(fields.String())
 
 
+def _inputs(**options) -> fields.Dict:
+    return fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=40)), values=fields.Raw(allow_none=True),
+                       validate=validate.Length(max=60), **options)
+
+
+def _checklist() -> fields.Dict:
+    return fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=40)), values=fields.Boolean(),
+                       allow_none=True, validate=validate.Length(max=30),
+                       metadata={"description": "camera checklist item id -> ticked (video variant)"})
+
+
+def _amendment_reason(description: str) -> fields.String:
+    return fields.String(required=True, validate=validate.Length(min=5, max=MAX_AMENDMENT_REASON),
+                         metadata={"description": description})
+
+
 class ResultWriteSchema(Schema):
     protocol_id = fields.String(required=True, validate=validate.Length(min=1, max=60))
     visit_id = fields.Integer(strict=True, allow_none=True, validate=ROW_ID,
@@ -58,12 +74,23 @@ class ResultWriteSchema(Schema):
                             metadata={"description": "default: the visit's modality; required without a visit"})
     override_reason = fields.String(allow_none=True, validate=validate.Length(max=MAX_OVERRIDE_REASON),
                                     metadata={"description": "required when the variant differs from the visit's modality"})
-    inputs = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=40)), values=fields.Raw(allow_none=True),
-                         required=True, validate=validate.Length(max=60),
-                         metadata={"description": "input id -> value, as the protocol's inputs define"})
-    checklist = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=40)), values=fields.Boolean(),
-                            allow_none=True, validate=validate.Length(max=30),
-                            metadata={"description": "camera checklist item id -> ticked (video variant)"})
+    inputs = _inputs(required=True, metadata={"description": "input id -> value, as the protocol's inputs define"})
+    checklist = _checklist()
+
+
+class CorrectionSchema(Schema):
+    reason = _amendment_reason("what was wrong with the result being corrected")
+    inputs = _inputs(allow_none=True, metadata={
+        "description": "the whole set of inputs, as when recording; default: the original's"})
+    variant = fields.String(allow_none=True, validate=validate.OneOf(VARIANTS),
+                            metadata={"description": "default: the original's"})
+    override_reason = fields.String(allow_none=True, validate=validate.Length(max=MAX_OVERRIDE_REASON),
+                                    metadata={"description": "default: the original's"})
+    checklist = _checklist()
+
+
+class WithdrawalSchema(Schema):
+    reason = _amendment_reason("why the result was entered in error")
 
 
 class ResultSchema(Schema):
@@ -83,7 +110,15 @@ class ResultSchema(Schema):
     units = fields.String()
     method = fields.String()
     recorded_by_id = fields.Integer()
-    recorded_at = fields.DateTime()
+    recorded_at = fields.DateTime(metadata={"description": "when the test was taken (a correction keeps it)"})
+    in_force = fields.Boolean(metadata={"description": "neither superseded by a correction nor withdrawn"})
+    superseded_by_id = fields.Integer(allow_none=True, metadata={"description": "the result that corrects this one"})
+    superseded_at = fields.DateTime(allow_none=True)
+    superseded_by_user_id = fields.Integer(allow_none=True)
+    superseded_reason = fields.String(allow_none=True)
+    withdrawn_at = fields.DateTime(allow_none=True)
+    withdrawn_by_id = fields.Integer(allow_none=True)
+    withdrawn_reason = fields.String(allow_none=True)
 
 
 class ResultListArgsSchema(Schema):

@@ -1,5 +1,5 @@
-"""Pages: record an assessment at a visit (the form comes from the protocol), a patient's trends,
-and video goniometry (upload a still, mark three landmarks, the server computes the angle)."""
+"""Pages: record an assessment at a visit (the form comes from the protocol), correct or withdraw
+a result and read its history, a patient's trends, and video goniometry (upload a still, mark three landmarks, the server computes the angle)."""
 
 from __future__ import annotations
 
@@ -93,6 +93,84 @@ def record(visit_id: int):
     return render_template(
         "assessments/record.html", visit=visit, protocol=protocol, errors=errors,
         form=request.form if request.method == "POST" else {}, default_variant=visit.modality), status
+
+
+# ---------------------------------------------------------------- corrections and withdrawal
+
+_FIELDS_ON_AMENDMENT_FORMS = {"items", "variant", "override_reason", "checklist", "reason"}
+
+
+def _amendment_errors(error: ValidationFailed) -> dict[str, list[str]]:
+    """As _form_errors; what no field of the form shows (the result's state, its visit) goes on top."""
+    errors: dict[str, list[str]] = {}
+    for key, messages in _form_errors(error).items():
+        shown = key in _FIELDS_ON_AMENDMENT_FORMS or key.startswith("input-")
+        errors.setdefault(key if shown else "form", []).extend(messages)
+    return errors
+
+
+def _form_of(result, protocol: dict) -> dict[str, str]:
+    """The result's values as the record form's, to start its correction from."""
+    values = {"variant": result.variant, "override_reason": result.override_reason or ""}
+    for item in protocol["inputs"]:
+        value = result.inputs.get(item["id"])
+        if item["type"] == "boolean":
+            values[f"input-{item['id']}"] = "1" if value else ""
+        else:
+            values[f"input-{item['id']}"] = "" if value is None else f"{value}"
+    for item, ticked in (result.checklist or {}).items():
+        values[f"checklist-{item}"] = "1" if ticked else ""
+    return values
+
+
+@bp.route("/assessment-results/<id:result_id>")
+@login_required
+def result_history(result_id: int):
+    chain = operations.result_history(actor(), result_id, now=utc_now())
+    return render_template("assessments/history.html", chain=chain, asked=result_id, patient=chain[0].patient,
+                           protocol=protocols.get_protocol(chain[0].protocol_id), staff=current_user.role != "patient")
+
+
+@bp.route("/assessment-results/<id:result_id>/correction", methods=["GET", "POST"])
+@login_required
+def correct(result_id: int):
+    a = actor()
+    result = operations.result_for_amending(a, result_id, now=utc_now())
+    protocol = protocols.get_protocol(result.protocol_id)
+    errors, status, form = {}, 200, _form_of(result, protocol)
+    if request.method == "POST":
+        form = request.form
+        data = {key: value for key, value in _submitted(protocol).items() if key != "protocol_id"}
+        try:
+            corrected = operations.correct_result(a, result.id, {**data, "reason": form.get("reason")}, now=utc_now())
+        except ValidationFailed as error:
+            errors, status = _amendment_errors(error), 422
+        else:
+            flash(f"{protocol['name']}: corrected to {corrected.score:g} {corrected.units}; the original is kept "
+                  "in its history.", "success")
+            return redirect(url_for("assessments.trend", patient_id=result.patient_id, protocol_id=protocol["id"]))
+    return render_template("assessments/correct.html", result=result, protocol=protocol, patient=result.patient,
+                           errors=errors, form=form, default_variant=result.modality), status
+
+
+@bp.route("/assessment-results/<id:result_id>/withdrawal", methods=["GET", "POST"])
+@login_required
+def withdraw(result_id: int):
+    a = actor()
+    result = operations.result_for_amending(a, result_id, now=utc_now())
+    protocol = protocols.get_protocol(result.protocol_id)
+    errors, status = {}, 200
+    if request.method == "POST":
+        try:
+            operations.withdraw_result(a, result.id, {"reason": request.form.get("reason")}, now=utc_now())
+        except ValidationFailed as error:
+            errors, status = _amendment_errors(error), 422
+        else:
+            flash(f"{protocol['name']}: the result of {result.score:g} {result.units} is withdrawn; it stays in "
+                  "its history.", "success")
+            return redirect(url_for("assessments.trend", patient_id=result.patient_id, protocol_id=protocol["id"]))
+    return render_template("assessments/withdraw.html", result=result, protocol=protocol, patient=result.patient,
+                           errors=errors, form=request.form), status
 
 
 # ---------------------------------------------------------------- goniometry
