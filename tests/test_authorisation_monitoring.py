@@ -1,6 +1,7 @@
 """Who may use the RTM API and pages: the rows tests/test_authorisation.py plays against every role
 and against another clinic's patient. Clinicians log minutes; only the PT enrols and ends
-monitoring; billing sees the status (data days, minutes, decisions) but not the triage inbox,
+monitoring and records RPM periods; anyone who sees the panel records the year-to-date therapy
+amount; billing sees the status (data days, minutes, decisions) but not the triage inbox,
 whose alerts carry pain scores; the admin sets the payers' RTM choices and the alert thresholds."""
 
 from __future__ import annotations
@@ -119,6 +120,14 @@ MONITORING_PAGE_CASES = [
          other_path=lambda w: f"/episodes/{_other_enrolled(w)}/rtm/timer/stop"),
     Case("POST", "/episodes/<id:episode_id>/rtm/end", lambda w: f"/episodes/{_enrolled(w)}/rtm/end", {"therapist": 302},
          body=lambda w: {"reason": "opted_out"}, other_path=lambda w: f"/episodes/{_other_enrolled(w)}/rtm/end"),
+    # The patient's RPM periods (the PT, as for enrolment) and year-to-date amount (whoever sees the panel;
+    # billing staff typically), from the panel.
+    Case("POST", "/episodes/<id:episode_id>/rtm/rpm-periods", lambda w: f"/episodes/{_own(w)}/rtm/rpm-periods",
+         {"therapist": 302}, body=lambda w: {"start_date": "2026-03-01", "end_date": "2026-03-30"},
+         other_path=lambda w: f"/episodes/{_other(w)}/rtm/rpm-periods"),
+    Case("POST", "/episodes/<id:episode_id>/rtm/therapy-amount", lambda w: f"/episodes/{_own(w)}/rtm/therapy-amount",
+         {role: 302 for role in VIEWERS}, body=lambda w: {"amount": "1,200.00", "as_of": "2026-03-01"},
+         other_path=lambda w: f"/episodes/{_other(w)}/rtm/therapy-amount", other_allowed=("admin",)),
     Case("GET", "/rtm/triage", lambda w: "/rtm/triage", {"therapist": 200, "assistant": 200}),
     Case("POST", "/rtm/triage/patients/<id:patient_id>/remind",
          lambda w: (sms_consent(w), f"/rtm/triage/patients/{w.patient.id}/remind")[1], CLINICIANS_302,

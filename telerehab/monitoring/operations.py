@@ -72,7 +72,7 @@ ACTIVE = "active"
 ENGINE_STATUSES = (Status.READY.value, Status.HELD.value, Status.NOT_BILLABLE.value)
 # Ended enrolments stay in the nightly run this long: their last period closes, late uploads land.
 ENDED_LOOKBACK_DAYS = 45
-BATCH = 2000
+BATCH = 5000
 # A check-in or time entry younger than this may sit in a transaction not yet committed when the
 # dirty job reads: the cursor stops short of it, so the next run reads it again.
 CURSOR_GRACE = timedelta(minutes=2)
@@ -1351,3 +1351,40 @@ def send_reminder(actor: Actor, patient_id: int, *, now: datetime) -> bool:
     audit(actor, "queue_sms", "sms_outbox", message.id, now=now, patient_id=patient.id, detail="kind=rtm_nudge")
     db.session.commit()
     return True
+
+
+# ================================================================ the patient's RPM periods and therapy amounts
+
+
+@dataclass
+class PatientInputs:
+    """What the engine reads from the patient beyond the enrolment, for the RTM panel: the RPM
+    periods recorded, the year-to-date therapy amounts, and the payer's policy applied to them."""
+
+    rpm_periods: list[RpmPeriod]  # latest start first
+    therapy_amounts: list[TherapyAmount]  # latest year first
+    policy: RtmPolicy
+    kx_years: set[int]  # years whose amount passes the payer's KX threshold
+
+
+def patient_inputs(actor: Actor, patient_id: int, *, now: datetime) -> PatientInputs:
+    """The patient's RPM periods and year-to-date therapy amounts, with their payer's policy (the
+    organisation's settings for the patient's kind of payer, as the evaluation looks it up)."""
+    from telerehab.billing import rules as billing_rules
+
+    patient = require_patient(actor.user, db.session.get(Patient, patient_id), Permission.VIEW_MONITORING)
+    periods = list(db.session.scalars(select(RpmPeriod).where(RpmPeriod.patient_id == patient.id)
+                                      .order_by(RpmPeriod.start_date.desc(), RpmPeriod.id.desc())))
+    amounts = list(db.session.scalars(select(TherapyAmount).where(TherapyAmount.patient_id == patient.id)
+                                      .order_by(TherapyAmount.year.desc())))
+    policy = policy_of(_payer_row(patient.clinic.organisation_id, patient.payer_type))
+    # The lines' own modifier rule decides, so the panel cannot disagree with what is billed.
+    kx_years = {amount.year for amount in amounts if billing_rules.THRESHOLD_MODIFIER in billing_rules.modifiers(
+        billing_rules.MANAGEMENT_FIRST_20, assistant_over_de_minimis=False, ytd_therapy_cents=amount.amount_cents,
+        policy=policy)}
+    audit(actor, "list", "rpm_period", None, now=now, patient_id=patient.id,
+          detail="ids=" + ",".join(str(p.id) for p in periods))
+    audit(actor, "list", "therapy_amount", None, now=now, patient_id=patient.id,
+          detail="ids=" + ",".join(str(a.id) for a in amounts))
+    db.session.commit()
+    return PatientInputs(periods, amounts, policy, kx_years)

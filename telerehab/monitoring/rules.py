@@ -378,8 +378,8 @@ def digest(*parts) -> str:
 
 
 @lru_cache(maxsize=256)
-def _policy_items(policy: RtmPolicy) -> tuple:
-    return tuple(sorted(policy.as_evidence().items()))  # a few policies serve thousands of patients
+def _policy_digest(policy: RtmPolicy) -> str:
+    return digest(sorted(policy.as_evidence().items()))  # a few policies serve thousands of patients
 
 
 def context_digest(enrolment: Enrolment, context: Context) -> str:
@@ -389,7 +389,7 @@ def context_digest(enrolment: Enrolment, context: Context) -> str:
     return digest(
         (enrolment.id, enrolment.episode_id, str(enrolment.system), enrolment.monitoring_start,
          enrolment.monitoring_end, enrolment.setup_date, enrolment.setup_by_assistant),
-        _policy_items(context.policy), context.rpm_periods, sorted(context.ytd_therapy_cents.items()),
+        _policy_digest(context.policy), context.rpm_periods, sorted(context.ytd_therapy_cents.items()),
         context.setup_billed_on_episode)
 
 

@@ -1,5 +1,6 @@
 """Pages: an episode's RTM panel (period timeline, minutes, forecast, timer and time entry,
-enrolment) and the triage inbox across patients.
+enrolment, the patient's RPM periods and year-to-date therapy amount) and the triage inbox
+across patients.
 
 Views stay thin: schemas validate the forms, operations check policy, write and audit; a refused
 form comes back with its messages beside the fields (422).
@@ -7,14 +8,19 @@ form comes back with its messages beside the fields (422).
 
 from __future__ import annotations
 
+import re
+from datetime import date
+
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
+from marshmallow import Schema, fields, validate
 
 from telerehab.accounts import operations as account_operations
 from telerehab.accounts.models import User
 from telerehab.accounts.policy import Permission, has_permission
 from telerehab.accounts.rules import CLINICAL_ROLES
 from telerehab.accounts.schemas import PAYER_TYPES
+from telerehab.careplans.records import episode_for
 from telerehab.db_types import utc_now
 from telerehab.errors import ValidationFailed
 from telerehab.extensions import db
@@ -24,7 +30,9 @@ from telerehab.monitoring.schemas import (
     AlertThresholdsSchema,
     EndWriteSchema,
     EnrolmentWriteSchema,
+    RpmPeriodWriteSchema,
     RtmPolicySchema,
+    TherapyAmountWriteSchema,
     TimeEntryWriteSchema,
     TimerStopSchema,
 )
@@ -39,6 +47,11 @@ ACTIVITY_LABELS = {Activity.DATA_REVIEW: "Data review", Activity.PROGRAM_CHANGE:
 CHANNEL_LABELS = {Channel.PHONE: "Phone", Channel.VIDEO: "Video", Channel.IN_PERSON: "In person"}
 STATUS_LABELS = {"ready": "Ready to bill", "held": "Held for review", "not_billable": "Not billable",
                  "open": "Running"}
+RPM_SOURCE_LABELS = {"attestation": "Patient's or provider's attestation", "denial": "Claim denial",
+                     "other": "Other"}
+# The forms on the panel for the patient-level inputs: a refused one keeps its fields apart from
+# the time-entry form's (both have a note).
+RPM_FORM, AMOUNT_FORM = "rpm", "amount"
 
 
 def _checkbox(payload: dict, name: str) -> dict:
@@ -46,20 +59,29 @@ def _checkbox(payload: dict, name: str) -> dict:
     return payload
 
 
-def _panel(episode_id: int, *, errors: dict | None = None, status: int = 200):
+def _panel(episode_id: int, *, errors: dict | None = None, status: int = 200, refused: str | None = None):
+    """The panel; a refused form comes back with `errors`, `refused` naming it when it is one of
+    the patient-level inputs' forms (RPM_FORM, AMOUNT_FORM)."""
     a = actor()
-    rtm = operations.rtm_status(a, episode_id, now=utc_now())
+    now = utc_now()
+    rtm = operations.rtm_status(a, episode_id, now=now)
+    patient = rtm.episode.patient
     clinicians = []
     if rtm.enrolment is None and has_permission(current_user, Permission.MANAGE_RTM_ENROLMENT):
         clinicians = list(db.session.scalars(db.select(User).where(
             User.role.in_(CLINICAL_ROLES), User.clinic_id == rtm.episode.clinic_id,
             User.is_active_account.is_(True)).order_by(User.full_name)))
+    main_errors = {} if refused else errors or {}
     return render_template(
-        "monitoring/panel.html", rtm=rtm, episode=rtm.episode, patient=rtm.episode.patient,
-        errors=errors or {}, form=request.form if errors else {}, clinicians=clinicians,
+        "monitoring/panel.html", rtm=rtm, episode=rtm.episode, patient=patient,
+        errors=main_errors, form=request.form if main_errors else {}, clinicians=clinicians,
         activity_labels=ACTIVITY_LABELS, channel_labels=CHANNEL_LABELS, status_labels=STATUS_LABELS,
         can_log=has_permission(current_user, Permission.LOG_MANAGEMENT_TIME),
         can_manage=has_permission(current_user, Permission.MANAGE_RTM_ENROLMENT),
+        inputs=operations.patient_inputs(a, patient.id, now=now),
+        patient_today=operations.local_today(patient.timezone, now), rpm_source_labels=RPM_SOURCE_LABELS,
+        dollars=_dollars,
+        refused=refused, input_errors=errors if refused else {}, input_form=request.form if refused else {},
     ), status
 
 
@@ -69,12 +91,13 @@ def panel(episode_id: int):
     return _panel(episode_id)
 
 
-def _post(episode_id: int, action, success: str):
+def _post(episode_id: int, action, success, *, form: str | None = None):
+    """Run `action`; then flash `success` (a message, or a function of what the action returned)."""
     try:
-        action()
+        result = action()
     except ValidationFailed as error:
-        return _panel(episode_id, errors=error.errors, status=422)
-    flash(success, "success")
+        return _panel(episode_id, errors=error.errors, status=422, refused=form)
+    flash(success(result) if callable(success) else success, "success")
     return redirect(url_for("monitoring.panel", episode_id=episode_id))
 
 
@@ -119,6 +142,79 @@ def end(episode_id: int):
     def act():
         operations.end_monitoring(actor(), episode_id, load_form(EndWriteSchema()), now=utc_now())
     return _post(episode_id, act, "Monitoring stopped; the data collected so far is kept.")
+
+
+# ---------------------------------------------------------------- the patient's RPM periods and therapy amount
+
+_DOLLARS = re.compile(r"(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]{1,2})?")
+
+
+def _api_range(name: str) -> validate.Range:
+    """The API schema's limits on a therapy amount field: the page allows no more."""
+    return next(v for v in TherapyAmountWriteSchema().fields[name].validators if isinstance(v, validate.Range))
+
+
+_CENTS_RANGE, _YEAR_RANGE = _api_range("amount_cents"), _api_range("year")
+
+
+def _dollars(cents: int) -> str:
+    return f"${cents // 100:,}.{cents % 100:02d}"
+
+
+class Dollars(fields.Field):
+    """An amount typed in dollars and cents ("2,410.00", "$2410.5", "2410"), loaded as cents."""
+
+    default_error_messages = {
+        "required": "Give the amount in dollars and cents, for example 2,410.00.",
+        "invalid": "Give the amount in dollars and cents, for example 2,410.00.",
+        "negative": "The amount cannot be negative.",
+    }
+
+    def _deserialize(self, value, attr, data, **kwargs) -> int:
+        text = str(value).strip().removeprefix("$").strip()
+        if text.startswith("-"):
+            raise self.make_error("negative")
+        if not _DOLLARS.fullmatch(text):
+            raise self.make_error("invalid")
+        whole, _, fraction = text.replace(",", "").partition(".")
+        return int(whole) * 100 + int(fraction.ljust(2, "0"))
+
+
+class TherapyAmountForm(Schema):
+    """The panel's form: the MAC's year-to-date amount as typed, and the date it was given for."""
+
+    amount = Dollars(required=True, validate=validate.Range(
+        _CENTS_RANGE.min, _CENTS_RANGE.max, error=f"The amount is at most {_dollars(_CENTS_RANGE.max)}."))
+    as_of = fields.Date(required=True, validate=validate.Range(
+        date(_YEAR_RANGE.min, 1, 1), date(_YEAR_RANGE.max, 12, 31),
+        error=f"The as-of date is between {_YEAR_RANGE.min} and {_YEAR_RANGE.max}."))
+
+
+def _patient_id(episode_id: int) -> int:
+    """The episode's patient (an episode out of reach is not found), whose inputs these are."""
+    return episode_for(actor(), episode_id, Permission.VIEW_MONITORING).patient_id
+
+
+@bp.route("/episodes/<id:episode_id>/rtm/rpm-periods", methods=["POST"])
+@login_required
+def record_rpm_period(episode_id: int):
+    def act():
+        return operations.record_rpm_period(actor(), _patient_id(episode_id), load_form(RpmPeriodWriteSchema()),
+                                            now=utc_now())
+    return _post(episode_id, act, lambda period: f"RPM period {period.start_date.isoformat()} to "
+                 f"{period.end_date.isoformat()} recorded.", form=RPM_FORM)
+
+
+@bp.route("/episodes/<id:episode_id>/rtm/therapy-amount", methods=["POST"])
+@login_required
+def record_therapy_amount(episode_id: int):
+    def act():
+        patient_id = _patient_id(episode_id)
+        typed = load_form(TherapyAmountForm())
+        return operations.record_therapy_amount(actor(), patient_id, {
+            "year": typed["as_of"].year, "amount_cents": typed["amount"], "as_of": typed["as_of"]}, now=utc_now())
+    return _post(episode_id, act, lambda amount: f"Therapy amount for {amount.year} recorded: "
+                 f"{_dollars(amount.amount_cents)} as of {amount.as_of.isoformat()}.", form=AMOUNT_FORM)
 
 
 @bp.route("/rtm/triage")
