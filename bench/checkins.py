@@ -182,7 +182,8 @@ def start_server(app_spec: str, url: str) -> tuple[subprocess.Popen, int]:
     process = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
         [sys.executable, "-m", "gunicorn", "--workers", str(WORKERS), "--bind", f"127.0.0.1:{port}",
          "--chdir", str(ROOT), "--log-level", "warning", app_spec],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # cwd too: `python -m` puts the working directory first on sys.path, ahead of ROOT.
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -211,10 +212,12 @@ class Result:
     latencies_ms: list[float] = field(default_factory=list)
     seconds: float = 0.0
     statuses: dict[int, int] = field(default_factory=dict)
+    cpu_seconds: tuple[float, float] = (0.0, 0.0)  # the server's workers, the database's backends
 
     def add(self, other: Result) -> None:
         self.latencies_ms += other.latencies_ms
         self.seconds += other.seconds
+        self.cpu_seconds = (self.cpu_seconds[0] + other.cpu_seconds[0], self.cpu_seconds[1] + other.cpu_seconds[1])
         for status, number in other.statuses.items():
             self.statuses[status] = self.statuses.get(status, 0) + number
 
@@ -229,6 +232,45 @@ class Result:
     @property
     def p95(self) -> float:
         return statistics.quantiles(self.latencies_ms, n=20)[-1]
+
+    def cpu_ms(self, which: int) -> float:
+        return self.cpu_seconds[which] * 1000 / len(self.latencies_ms)
+
+
+# ---------------------------------------------------------------- CPU time, from /proc (Linux)
+
+def _processes() -> list[tuple[int, int, str, float]]:
+    """(pid, parent pid, command line, user + system CPU seconds) of every process we may read."""
+    found = []
+    for entry in Path("/proc").iterdir() if Path("/proc/self/stat").exists() else []:
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except (OSError, IndexError):
+            continue  # not a process, or gone
+        found.append((int(entry.name), int(fields[1]), command,
+                      (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")))
+    return found
+
+
+def cpu_seconds(server: subprocess.Popen, database: str) -> tuple[float, float]:
+    """CPU used so far by the server's workers and by the PostgreSQL backends of `database` (whose
+    process titles name it). Under other load on the machine this moves far less than req/s does."""
+    processes = _processes()
+    workers = sum(cpu for _, parent, _, cpu in processes if parent == server.pid)
+    backends = sum(cpu for _, _, command, cpu in processes
+                   if command.startswith("postgres:") and f" {database} " in command)
+    return workers, backends
+
+
+def measured(server: subprocess.Popen, database: str, port: int, requests) -> Result:
+    before = cpu_seconds(server, database)
+    result = load(port, requests)
+    after = cpu_seconds(server, database)
+    result.cpu_seconds = (after[0] - before[0], after[1] - before[1])
+    return result
 
 
 def load(port: int, requests: list[tuple[str, dict, bytes | None]]) -> Result:
@@ -303,13 +345,14 @@ def main() -> int:
         load(base_port, baseline_requests(WARM_UP))
         baseline, checkins, replays, token_checks = Result(), Result(), Result(), Result()
         sent_checkins = []
+        database = sa.make_url(sqlalchemy_url(url)).database
         for _ in range(ROUNDS):
-            baseline.add(load(base_port, baseline_requests(REQUESTS)))
+            baseline.add(measured(base_process, database, base_port, baseline_requests(REQUESTS)))
             batch = checkin_requests(fixture, REQUESTS)
-            checkins.add(load(app_port, batch))
+            checkins.add(measured(app_process, database, app_port, batch))
             sent_checkins += batch
-        replays.add(load(app_port, sent_checkins[:REQUESTS]))
-        token_checks.add(load(app_port, token_check_requests(fixture, REQUESTS)))
+        replays.add(measured(app_process, database, app_port, sent_checkins[:REQUESTS]))
+        token_checks.add(measured(app_process, database, app_port, token_check_requests(fixture, REQUESTS)))
         stored_checkins, stored_rows = count_rows(url)
     finally:
         for process in servers:
@@ -319,7 +362,7 @@ def main() -> int:
     total = ROUNDS * REQUESTS
     print(f"check-in ingestion: gunicorn --workers {WORKERS} on 127.0.0.1, PostgreSQL {fixture.server_version}, "
           f"{CONCURRENCY} concurrent clients in this process, {ROUNDS} x {REQUESTS} requests per endpoint")
-    print(f"{'endpoint':<58}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}  statuses")
+    print(f"{'endpoint':<58}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'CPU ms: server':>16}{'+ db':>7}  statuses")
     for label, result in (
         ("baseline: minimal Flask + SQLAlchemy, insert one row", baseline),
         ("POST /api/v1/patients/<id>/checkins (new, 201)", checkins),
@@ -327,10 +370,15 @@ def main() -> int:
         ("for scale: GET /api/v1/me (the API's token check alone)", token_checks),
     ):
         statuses = ", ".join(f"{status}x{number}" for status, number in sorted(result.statuses.items()))
-        print(f"{label:<58}{result.rate:>9.1f}{result.p50:>9.1f}{result.p95:>9.1f}  {statuses}")
+        print(f"{label:<58}{result.rate:>9.1f}{result.p50:>9.1f}{result.p95:>9.1f}"
+              f"{result.cpu_ms(0):>16.2f}{result.cpu_ms(1):>7.2f}  {statuses}")
     ratio = checkins.rate / baseline.rate
     print(f"check-ins at {ratio:.2f} x the baseline's requests per second (aim: at least 0.50); "
           f"p95 {checkins.p95 / baseline.p95:.2f} x the baseline's")
+    if checkins.cpu_seconds[0]:
+        # Other work on the machine moves the rates above far more than the CPU each request takes.
+        cpu_ratio = (baseline.cpu_ms(0) + baseline.cpu_ms(1)) / (checkins.cpu_ms(0) + checkins.cpu_ms(1))
+        print(f"by CPU per request (server + database), check-ins at {cpu_ratio:.2f} x the baseline's")
     # Every new check-in stored once (warm-up included), replays adding none.
     expected_checkins = total + WARM_UP
     ok = (checkins.statuses == {201: total} and replays.statuses == {200: REQUESTS}

@@ -107,8 +107,8 @@ def test_when_every_request_passes_the_look_up_the_unique_constraint_decides(pos
     first_look_up = threading.Barrier(THREADS, timeout=60)
     seen = threading.local()
 
-    def racing_look_up(patient_id, client_id):
-        found = real_look_up(patient_id, client_id)
+    def racing_look_up(*args):
+        found = real_look_up(*args)
         if not getattr(seen, "done", False):
             seen.done = True
             first_look_up.wait()  # nobody inserts before everybody has looked

@@ -337,6 +337,23 @@ def test_exercises_come_from_the_version_in_force_on_the_data_day(db, world):
     assert "not in the patient's program on 2026-03-10" in errors["exercises"][0]
 
 
+@pytest.mark.parametrize(("zone", "expected"), [
+    ("Etc/GMT+12", (date(2026, 3, 3), 1)), ("America/Chicago", (date(2026, 3, 4), 2)),
+    ("Pacific/Kiritimati", (date(2026, 3, 5), 3)),
+])
+def test_one_instant_takes_the_version_in_force_on_each_zones_date(db, world, zone, expected):
+    """The look-up loads only the versions that may be in force around `recorded_at`: at one instant it
+    is still the 3rd at UTC-12 and already the 5th at UTC+14, and each zone gets its own day's version."""
+    versions = [make_program(world, *items(key), effective_from=effective) for key, effective in [
+        ("glute-bridge", date(2026, 3, 2)), ("heel-raise", date(2026, 3, 4)), ("clamshell", date(2026, 3, 5))]]
+    move_patient_to(world, zone)
+    recorded = utc("2026-03-04T11:30:00")
+    stored, _ = record(world, checkin(recorded_at=recorded, all_done=True), now=recorded + SECOND)
+    version = next(v for v in versions if v.id == stored.program_id)
+    assert (stored.local_date, version.version) == expected
+    assert [row.program_item_id for row in stored.exercises] == [item.id for item in version.items]
+
+
 def test_another_patients_program_item_is_refused(db, world):
     careplans_other = make_program(world, episode=world.other_episode, who=world.other_therapist)
     errors = refused(world, checkin(exercises=[

@@ -31,6 +31,7 @@ from telerehab.exercises.rules import (
     month_grid,
     normalise_equipment,
     parse_month,
+    possible_local_dates,
     recorded_at_problem,
     search_exercises,
     version_in_force,
@@ -100,6 +101,22 @@ def test_local_date_does_not_depend_on_the_offset_the_device_sent(offset_hours):
     instant = utc("2026-03-03T07:30:00")
     written = instant.astimezone(timezone(timedelta(hours=offset_hours)))
     assert local_date_of(written, "America/Los_Angeles") == date(2026, 3, 2)
+
+
+@pytest.mark.parametrize(("zone", "instant", "expected", "why"), LOCAL_DATES,
+                         ids=[f"{z}-{i}" for z, i, _, _ in LOCAL_DATES])
+def test_the_possible_local_dates_hold_every_zones_date(zone, instant, expected, why):
+    """The check-in look-up loads only the program versions of these dates: the data day is among them,
+    whatever the patient's zone and whatever offset the device wrote."""
+    earliest, latest = possible_local_dates(utc(instant).astimezone(timezone(timedelta(hours=-7))))
+    assert earliest <= local_date_of(utc(instant), zone) <= latest, why
+
+
+@pytest.mark.parametrize("instant", ["2026-03-02T00:00:00", "2026-03-02T11:59:59", "2026-03-02T12:00:00",
+                                     "2026-03-02T23:59:59"])
+def test_the_possible_local_dates_reach_the_zones_furthest_from_utc(instant):
+    assert possible_local_dates(utc(instant)) == (local_date_of(utc(instant), "Etc/GMT+12"),
+                                                  local_date_of(utc(instant), "Pacific/Kiritimati"))
 
 
 def test_local_date_refuses_a_naive_time():

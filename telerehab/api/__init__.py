@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, g, jsonify, request
 from flask_smorest import Blueprint
+from flask_smorest.utils import resolve_schema_instance
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
@@ -26,13 +27,20 @@ SECURITY_SCHEMES = {
 }
 
 
+class ApiBlueprint(Blueprint):
+    def arguments(self, schema, **kwargs):
+        # webargs builds a new instance of a schema class on every request (its nested schemas too);
+        # one instance, made here, serves them all.
+        return super().arguments(resolve_schema_instance(schema), **kwargs)
+
+
 def make_blueprint(name: str, import_name: str, description: str) -> Blueprint:
     """A flask-smorest blueprint under /api/v1 whose every request needs a bearer token.
 
     Browser sessions are not accepted here: the API has no CSRF check, so a cookie must never
     be enough to write through it.
     """
-    blueprint = Blueprint(name, import_name, url_prefix=API_PREFIX, description=description)
+    blueprint = ApiBlueprint(name, import_name, url_prefix=API_PREFIX, description=description)
     blueprint.before_request(_authenticate)
     csrf.exempt(blueprint)
     return blueprint

@@ -14,7 +14,7 @@ import calendar
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -83,6 +83,13 @@ def local_date_of(recorded_at: datetime, timezone: str) -> date:
     if recorded_at.tzinfo is None or recorded_at.utcoffset() is None:
         raise ValueError("recorded_at must be timezone-aware")
     return recorded_at.astimezone(ZoneInfo(timezone)).date()
+
+
+def possible_local_dates(recorded_at: datetime) -> tuple[date, date]:
+    """The first and last date that any timezone (UTC-12:00 to UTC+14:00) shows at the aware instant
+    `recorded_at`: its local date is one of them or between, whoever the patient is."""
+    instant = recorded_at.astimezone(UTC)
+    return (instant - timedelta(hours=12)).date(), (instant + timedelta(hours=14)).date()
 
 
 def recorded_at_problem(
