@@ -81,10 +81,12 @@ def test_a_check_in_is_stored_with_both_times_its_data_day_and_an_audit_entry(db
     assert entry.detail == "source=api;local_date=2026-03-02"
 
 
-@pytest.mark.parametrize("who", ["patient", "therapist", "assistant"])
-def test_the_patient_or_their_clinicians_record(db, world, who):
+@pytest.mark.parametrize(("who", "self_reported"), [("patient", True), ("therapist", False), ("assistant", False)])
+def test_the_patient_or_their_clinicians_record(db, world, who, self_reported):
     stored, created = record(world, who=who)
     assert created and stored.recorded_by_id == world.user(who).id
+    db.session.expire_all()
+    assert db.session.get(CheckIn, stored.id).self_reported is self_reported  # staff's entries are no RTM data
 
 
 @pytest.mark.parametrize(("who", "error"), [("billing", Forbidden), ("admin", Forbidden)])
@@ -107,7 +109,7 @@ def test_nobody_records_for_a_patient_they_cannot_see(db, world):
 def test_a_verified_sms_may_record_without_a_user(db, world):
     program = make_program(world)
     stored, created = record(world, checkin(pain=6, difficulty=None, all_done=True), who=None, source="sms")
-    assert created and stored.source == "sms" and stored.recorded_by_id is None
+    assert created and stored.source == "sms" and stored.recorded_by_id is None and stored.self_reported
     assert sorted((e.program_item_id, e.sets_done, e.reps_done) for e in stored.exercises) == sorted(
         (i.id, i.sets, i.reps) for i in program.items)
     (entry,) = db.session.scalars(select(AuditEntry).where(AuditEntry.record_type == "checkin"))

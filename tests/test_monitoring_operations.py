@@ -269,6 +269,15 @@ def test_a_late_upload_updates_a_ready_line_but_never_a_line_billing_took(world)
     assert run.frozen == 1 and next(line for line in lines() if line.slot == "device").evidence["count"] == 16
 
 
+def test_check_ins_staff_entered_for_the_patient_make_no_data_day(world):
+    enrol(world)
+    add_checkins(world.patient, world.episode, days_from(START, 2))
+    add_checkins(world.patient, world.episode, days_from(START + timedelta(days=2), 14), self_reported=False)
+    monitoring.evaluate(now=APRIL_2)
+    device = next(line for line in lines() if line.slot == "device")
+    assert (device.code, device.evidence["count"]) == ("98985", 2)  # 16 check-in days, 2 of them data days
+
+
 def test_the_database_refuses_a_second_line_for_a_slot(world):
     enrol(world)
     add_checkins(world.patient, world.episode, days_from(START, 16))

@@ -37,14 +37,15 @@ def enrol(world, *, episode=None, therapist=None, setup=True, now=NOW, **overrid
     return monitoring.enrol(Actor(therapist), episode.id, data, now=now)
 
 
-def add_checkins(patient, episode, days: list[date], *, pain: int | None = 3, hour: int = 12) -> None:
+def add_checkins(patient, episode, days: list[date], *, pain: int | None = 3, hour: int = 12,
+                 self_reported: bool = True) -> None:
     """Check-ins written straight to the table (the check-in path has its own tests)."""
     zone = ZoneInfo(patient.timezone)
     db.session.execute(insert(CheckIn), [{
         "client_id": uuid.uuid4(), "patient_id": patient.id, "episode_id": episode.id,
         "recorded_at": datetime.combine(day, time(hour), zone).astimezone(UTC),
         "received_at": datetime.combine(day, time(hour), zone).astimezone(UTC), "local_date": day,
-        "timezone": patient.timezone, "source": "web", "pain": pain,
+        "timezone": patient.timezone, "source": "web", "pain": pain, "self_reported": self_reported,
     } for day in days])
     db.session.commit()
 

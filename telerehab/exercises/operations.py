@@ -576,6 +576,7 @@ def record_checkin(
         "local_date": local, "timezone": patient.timezone, "source": source, "pain": data.get("pain"),
         "difficulty": data.get("difficulty"), "note": note,
         "recorded_by_id": actor.user.id if actor.user else None,
+        "self_reported": actor.user is None or actor.user.role == Role.PATIENT,
     }
     try:
         checkin_id = _insert_checkin(values, [

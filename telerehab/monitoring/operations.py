@@ -463,13 +463,14 @@ def _days_list(column):
 
 def data_days_query(enrolment_filter, *, with_days: bool = True):
     """(enrolment id, 30-day period index, distinct data days[, the days as text]) for the
-    enrolments `enrolment_filter` selects: data days counted per period in the database."""
+    enrolments `enrolment_filter` selects: data days counted per period in the database, from
+    the check-ins the patient sent (`CheckIn.self_reported`)."""
     period = (_day_offset(CheckIn.local_date, RtmEnrolment.monitoring_start) // rules.PERIOD_DAYS).label("period")
     columns = [RtmEnrolment.id, period, func.count(CheckIn.local_date.distinct())]
     return (
         select(*columns, *([_days_list(CheckIn.local_date)] if with_days else []))
         .join(CheckIn, CheckIn.patient_id == RtmEnrolment.patient_id)
-        .where(enrolment_filter, CheckIn.local_date >= RtmEnrolment.monitoring_start,
+        .where(enrolment_filter, CheckIn.self_reported, CheckIn.local_date >= RtmEnrolment.monitoring_start,
                or_(RtmEnrolment.monitoring_end.is_(None), CheckIn.local_date <= RtmEnrolment.monitoring_end))
         .group_by(RtmEnrolment.id, period)
     )
