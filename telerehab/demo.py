@@ -149,11 +149,12 @@ def _monitor_home_exercise(actor: Actor, episode, rng: random.Random, *, now: da
     while day < now.astimezone(zone).date():
         if rng.random() < diligence:
             recorded = datetime.combine(day, time(18, rng.randrange(60)), zone).astimezone(UTC)
-            exercises.record_checkin(actor, episode.patient_id, {
+            # Sent by the patient (a verified text, here): staff entering it would make no data day.
+            exercises.record_checkin(SYSTEM, episode.patient_id, {
                 "client_id": uuid.UUID(int=rng.getrandbits(128)), "recorded_at": recorded,
                 "pain": max(0, 6 - (day - episode.start_date).days // 10 + rng.randrange(-1, 2)),
                 "difficulty": rng.choice(["easy", "ok", "ok", "hard"]), "all_done": True,
-            }, source="web", now=recorded)
+            }, source="sms", now=recorded)
         if day.weekday() == 2 and day > episode.start_date:
             reviewed = datetime.combine(day, time(12), zone).astimezone(UTC)
             monitoring.record_management_time(actor, episode.id, {
