@@ -1,4 +1,5 @@
-"""Exhaustive table tests for telerehab.careplans.rules: ICD-10-CM, certification, discharge.
+"""Exhaustive table tests for telerehab.careplans.rules: ICD-10-CM, certification, discharge, and
+the telehealth-consent plan alert.
 
 Dates are hand-counted literals (not recomputed with the code's own arithmetic): the certification
 covers 90 calendar days counted from the first treatment, that day included (MBPM ch.15 §220.1.2).
@@ -15,6 +16,10 @@ from telerehab.careplans.rules import (
     MAX_CERTIFICATION_DAYS,
     DischargeReason,
     EpisodeStatus,
+    PlanAlert,
+    PlanFacts,
+    VisitKind,
+    VisitStatus,
     certification_is_late,
     certification_problems,
     diagnoses_problem,
@@ -22,6 +27,7 @@ from telerehab.careplans.rules import (
     icd10_problem,
     last_certifiable_day,
     normalise_icd10,
+    plan_alerts,
 )
 
 START = date(2026, 3, 2)
@@ -252,3 +258,39 @@ def test_discharge_before_start_message_wins_over_status_message():
     problems = discharge_problems(status=EpisodeStatus.ACTIVE, start_date=START, discharge_date=day(0),
                                   discharge_reason=None)
     assert "before the episode starts" in problems["discharge_date"]
+
+
+# ---------------------------------------------------------------- telehealth consent alert
+
+TODAY = day(20)
+SCHEDULED, CHECKED_IN, CANCELLED = VisitStatus.SCHEDULED, VisitStatus.CHECKED_IN, VisitStatus.CANCELLED
+
+
+def consent_facts(video_visits, *, consent: bool) -> PlanFacts:
+    """A signed, current plan with nothing else to flag, so only the consent alert can show."""
+    return PlanFacts(first_treatment=START, certified_until=day(90), certification_signed_on=START,
+                     completed_kinds=(VisitKind.INITIAL_EVALUATION,), planned_dates=(),
+                     video_visits=tuple(video_visits), telehealth_consent_in_force=consent)
+
+
+@pytest.mark.parametrize(("video_visits", "consent", "first_named"), [
+    ((), False, None),
+    (((day(3), VisitStatus.COMPLETED), (day(19), SCHEDULED)), False, None),
+    (((day(22), SCHEDULED), (day(27), SCHEDULED)), False, day(22)),
+    (((day(22), SCHEDULED),), True, None),
+    (((day(22), CANCELLED),), False, None),
+    (((day(21), CANCELLED), (day(25), SCHEDULED), (day(23), SCHEDULED)), False, day(23)),
+    (((TODAY, CHECKED_IN),), False, TODAY),
+    (((day(22), VisitStatus.NO_SHOW), (day(22), VisitStatus.IN_PROGRESS)), False, None),
+], ids=["no-video-visits", "video-visits-only-in-the-past", "consent-revoked-or-never-given", "consent-in-force",
+        "cancelled-video-visit-only", "first-planned-date-named-whatever-the-order", "checked-in-today",
+        "neither-planned-nor-ahead"])
+def test_telehealth_consent_missing(video_visits, consent, first_named):
+    alerts = plan_alerts(consent_facts(video_visits, consent=consent), today=TODAY)
+    if first_named is None:
+        assert alerts == []
+    else:
+        [alert] = alerts
+        assert alert.kind == PlanAlert.TELEHEALTH_CONSENT_MISSING
+        assert f"from {first_named:%Y-%m-%d}" in alert.message
+        assert "record the patient's telehealth consent" in alert.message

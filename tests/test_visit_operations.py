@@ -2,6 +2,7 @@
 notes and signatures, derived charges, plan alerts, recertification and the calendar feed."""
 
 from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -364,6 +365,53 @@ def test_caseload_alerts_list_only_episodes_needing_attention(db, world):
     late = NOW.replace(year=2026, month=5, day=28)
     result = care.caseload_alerts(Actor(world.therapist), therapist_id=world.therapist.id, now=late)
     assert [episode.id for episode, _ in result] == [world.episode.id]
+
+
+def consent_alerts(episode, now=NOW) -> list[str]:
+    return [a.message for a in care.episode_alerts(episode, now=now) if a.kind == PlanAlert.TELEHEALTH_CONSENT_MISSING]
+
+
+def test_telehealth_consent_alert_follows_the_consent_history_and_the_video_visits(db, world):
+    therapist = Actor(world.therapist)
+    schedule(world, 1)  # a clinic visit needs no telehealth consent
+    assert consent_alerts(world.episode) == []
+    later, first = schedule(world, 9, modality="video"), schedule(world, 3, modality="video")
+    [message] = consent_alerts(world.episode)
+    assert "from 2026-03-05" in message  # the first video visit, not the first one booked
+    consent = accounts.record_consent(therapist, world.patient.id, "telehealth", method="verbal", note=None, now=NOW)
+    assert consent_alerts(world.episode) == []
+    accounts.revoke_consent(therapist, consent.id, note="withdrawn", now=NOW)
+    assert len(consent_alerts(world.episode)) == 1
+    # Once the video visits are behind (or cancelled), there is nothing to consent to.
+    assert consent_alerts(world.episode, now=later.ends_at + timedelta(days=1)) == []
+    for visit in (first, later):
+        care.change_visit_status(therapist, visit.id, "cancelled", reason="patient away", now=NOW)
+    assert consent_alerts(world.episode) == []
+
+
+def test_consent_of_another_patient_does_not_count(db, world):
+    other = second_episode(world)
+    care.schedule_visit(Actor(world.therapist), other.id, visit_data(2, modality="video"), now=NOW)
+    schedule(world, 3, modality="video")
+    accounts.record_consent(Actor(world.therapist), world.patient.id, "telehealth", method="written", note=None,
+                            now=NOW)
+    result = care.caseload_alerts(Actor(world.therapist), therapist_id=world.therapist.id, now=NOW)
+    flagged = {episode.id for episode, alerts in result
+               if PlanAlert.TELEHEALTH_CONSENT_MISSING in {a.kind for a in alerts}}
+    assert flagged == {other.id}
+
+
+def test_video_visits_are_scheduled_without_consent_and_the_preview_warns(db, world):
+    proposal = care.preview_cadence(Actor(world.therapist), world.episode.id, cadence_options(), now=NOW)
+    video_starts = [v.start for v in proposal.visits if v.modality == "video"]
+    alert = care.video_consent_alert(world.episode, video_starts, now=NOW)
+    local_first = min(video_starts).astimezone(ZoneInfo("America/Chicago")).date()
+    assert alert.kind == PlanAlert.TELEHEALTH_CONSENT_MISSING and f"from {local_first:%Y-%m-%d}" in alert.message
+    assert care.video_consent_alert(world.episode, [], now=NOW) is None
+    rows = [{"kind": v.kind, "modality": v.modality, "starts_at": v.start, "ends_at": v.end} for v in proposal.visits]
+    created = care.confirm_cadence(Actor(world.therapist), world.episode.id, rows, clinician_id=None, now=NOW)
+    assert len(created) == len(rows)  # not refused
+    assert len(consent_alerts(world.episode)) == 1
 
 
 # ---------------------------------------------------------------- calendar feed

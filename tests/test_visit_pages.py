@@ -429,6 +429,84 @@ def test_cadence_confirm_books_the_edited_series(client, world):
     assert "15 visits scheduled." in timeline and timeline.count('class="timeline-item ') == 15
 
 
+TELEHEALTH_CONSENT_ADVICE = "record the patient's telehealth consent"
+
+
+def record_telehealth_consent(world):
+    accounts.record_consent(Actor(world.therapist), world.patient.id, "telehealth", method="verbal", note=None,
+                            now=NOW)
+
+
+def consent_warning(html: str) -> str | None:
+    match = re.search(r'<div id="consent-alert".*?</div>', html, re.S)
+    return html_lib.unescape(match.group(0)) if match else None
+
+
+def flashed_warning(html: str) -> str | None:
+    match = re.search(r'<p class="flash flash-warning"[^>]*>(.*?)</p>', html, re.S)
+    return html_lib.unescape(match.group(1)) if match else None
+
+
+def test_cadence_preview_and_confirm_warn_without_telehealth_consent_but_book(client, world):
+    login(client, "therapist")
+    preview = text(client.post(f"/episodes/{world.episode.id}/cadence", data=options(world)))
+    rows = preview_rows(preview)
+    first_video = min(r["date"] for r in rows if r["modality"] == "video")
+    warning = consent_warning(preview)
+    assert warning and f"from {first_video}" in warning and TELEHEALTH_CONSENT_ADVICE in warning
+    confirmed = client.post(f"/episodes/{world.episode.id}/cadence", data=confirm_form(world, rows),
+                            follow_redirects=True)
+    assert confirmed.status_code == 200 and count(Visit) == len(rows)  # warned, not refused
+    warning = flashed_warning(text(confirmed))
+    assert warning and f"from {first_video}" in warning and TELEHEALTH_CONSENT_ADVICE in warning
+
+
+def test_cadence_pages_do_not_warn_with_consent_or_without_video_visits(client, world):
+    login(client, "therapist")
+    clinic_only = text(client.post(f"/episodes/{world.episode.id}/cadence", data=options(
+        world, pattern=["in_clinic", "", "", ""])))
+    assert preview_rows(clinic_only) and consent_warning(clinic_only) is None
+    record_telehealth_consent(world)
+    preview = text(client.post(f"/episodes/{world.episode.id}/cadence", data=options(world)))
+    assert consent_warning(preview) is None
+    confirmed = client.post(f"/episodes/{world.episode.id}/cadence", data=confirm_form(world, preview_rows(preview)),
+                            follow_redirects=True)
+    assert "visits scheduled." in text(confirmed) and flashed_warning(text(confirmed)) is None
+
+
+def test_a_refused_confirmation_still_shows_the_consent_warning(client, world):
+    login(client, "therapist")
+    rows = preview_rows(text(client.post(f"/episodes/{world.episode.id}/cadence", data=options(world))))
+    rows[5]["date"], rows[5]["time"] = rows[4]["date"], "15:00"  # two visits on one day: refused
+    response = client.post(f"/episodes/{world.episode.id}/cadence", data=confirm_form(world, rows))
+    assert response.status_code == 422 and count(Visit) == 0
+    assert TELEHEALTH_CONSENT_ADVICE in (consent_warning(text(response)) or "")
+
+
+def test_a_single_video_visit_is_booked_with_a_consent_warning(client, world):
+    login(client, "therapist")
+    form = {"kind": "treatment", "modality": "video", "clinician_id": str(world.therapist.id),
+            "date": "2026-03-10", "time": "11:15", "minutes": "30", "room": ""}
+    booked = client.post(f"/episodes/{world.episode.id}/visits", data=form, follow_redirects=True)
+    assert booked.status_code == 200 and count(Visit, Visit.modality == "video") == 1
+    warning = flashed_warning(text(booked))
+    assert warning and "from 2026-03-10" in warning and TELEHEALTH_CONSENT_ADVICE in warning
+    in_clinic = client.post(f"/episodes/{world.episode.id}/visits", data={**form, "modality": "in_clinic",
+                                                                          "date": "2026-03-11"},
+                            follow_redirects=True)
+    assert count(Visit) == 2 and flashed_warning(text(in_clinic)) is None
+
+
+def test_the_calendar_lists_video_visits_without_telehealth_consent(client, world):
+    schedule(world, at(4, 10), modality="video")
+    login(client, "therapist")
+    html = html_lib.unescape(text(client.get("/calendar?date=2026-03-02")))
+    assert "Plans of care needing attention" in html and f'href="/episodes/{world.episode.id}"' in html
+    assert "Video visits are planned from 2026-03-04" in html and TELEHEALTH_CONSENT_ADVICE in html
+    record_telehealth_consent(world)
+    assert "needing attention" not in text(client.get("/calendar?date=2026-03-02"))
+
+
 def test_cadence_confirm_shows_a_clash_beside_its_row_and_books_nothing(client, world):
     login(client, "therapist")
     rows = preview_rows(text(client.post(f"/episodes/{world.episode.id}/cadence", data=options(world))))

@@ -7,11 +7,19 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import selectinload
 
-from telerehab.accounts.models import Clinic, Patient, User
-from telerehab.accounts.operations import Actor, Page, audit, audit_reads, hash_token, new_secret_token
+from telerehab.accounts.models import Clinic, Consent, Patient, User
+from telerehab.accounts.operations import (
+    Actor,
+    Page,
+    active_consent,
+    audit,
+    audit_reads,
+    hash_token,
+    new_secret_token,
+)
 from telerehab.accounts.policy import (
     Permission,
     can_use_clinic,
@@ -20,7 +28,7 @@ from telerehab.accounts.policy import (
     require_patient,
     require_permission,
 )
-from telerehab.accounts.rules import CLINICAL_ROLES, Role
+from telerehab.accounts.rules import CLINICAL_ROLES, ConsentKind, Role
 from telerehab.accounts.schemas import PAYER_TYPES
 from telerehab.careplans.models import (
     CalendarFeed,
@@ -41,6 +49,7 @@ from telerehab.careplans.models import (
 from telerehab.careplans.records import episode_for, visit_for
 from telerehab.careplans.rules import (
     DEFAULT_WORKING_HOURS,
+    PLANNED_VISIT_STATUSES,
     Alert,
     CadencePolicy,
     CadenceProposal,
@@ -63,6 +72,7 @@ from telerehab.careplans.rules import (
     place_of_service,
     plan_alerts,
     propose_cadence,
+    telehealth_consent_alert,
     timed_units,
     transition_problem,
     working_hours_problems,
@@ -802,7 +812,7 @@ def _derive_charges(visit: Visit, *, audio_only: bool) -> None:
 # ---------------------------------------------------------------- plan-of-care tracking
 
 def _plan_facts(episode: Episode, visits: list[Visit], recertified_until: date | None,
-                settings: CareSettings) -> PlanFacts:
+                settings: CareSettings, *, telehealth_consent: bool) -> PlanFacts:
     zone = ZoneInfo(episode.clinic.timezone)
     ends = [d for d in (episode.certification_end, recertified_until) if d is not None]
     return PlanFacts(
@@ -811,26 +821,51 @@ def _plan_facts(episode: Episode, visits: list[Visit], recertified_until: date |
         certification_signed_on=episode.certification_signed_on,
         completed_kinds=tuple(VisitKind(v.kind) for v in visits if v.status == VisitStatus.COMPLETED),
         planned_dates=tuple(v.starts_at.astimezone(zone).date() for v in visits
-                            if v.status in (VisitStatus.SCHEDULED, VisitStatus.CHECKED_IN)),
+                            if v.status in PLANNED_VISIT_STATUSES),
         progress_every=settings.progress_every_treatment_visits,
+        video_visits=tuple((v.starts_at.astimezone(zone).date(), VisitStatus(v.status)) for v in visits
+                           if v.modality == Modality.VIDEO),
+        telehealth_consent_in_force=telehealth_consent,
     )
+
+
+# Whether the visit's patient has telehealth consent in force, as a column of a query over visits.
+_TELEHEALTH_CONSENT_OF_VISIT = exists().where(
+    Consent.patient_id == Visit.patient_id, Consent.kind == ConsentKind.TELEHEALTH, Consent.revoked_at.is_(None))
 
 
 def _alerts_for(episodes: list[Episode], *, now: datetime) -> dict[int, list[Alert]]:
     """Alerts of many episodes in three queries, whatever their number."""
     ids = [e.id for e in episodes]
     visits: dict[int, list[Visit]] = {i: [] for i in ids}
-    for visit in db.session.scalars(select(Visit).where(Visit.episode_id.in_(ids)).order_by(Visit.starts_at)):
+    # The consent rides on the visits' query (no query of its own): an episode without visits has
+    # no video visit planned, so its consent does not matter.
+    consented: set[int] = set()
+    for visit, telehealth_consent in db.session.execute(
+            select(Visit, _TELEHEALTH_CONSENT_OF_VISIT).where(Visit.episode_id.in_(ids)).order_by(Visit.starts_at)):
         visits[visit.episode_id].append(visit)
+        if telehealth_consent:
+            consented.add(visit.episode_id)
     recertified = dict(db.session.execute(
         select(Recertification.episode_id, func.max(Recertification.certification_end))
         .where(Recertification.episode_id.in_(ids)).group_by(Recertification.episode_id)).all())
     settings = {clinic_id: care_settings(clinic_id) for clinic_id in {e.clinic_id for e in episodes}}
     return {
-        e.id: plan_alerts(_plan_facts(e, visits[e.id], recertified.get(e.id), settings[e.clinic_id]),
+        e.id: plan_alerts(_plan_facts(e, visits[e.id], recertified.get(e.id), settings[e.clinic_id],
+                                      telehealth_consent=e.id in consented),
                           today=now.astimezone(ZoneInfo(e.clinic.timezone)).date())
         for e in episodes
     }
+
+
+def video_consent_alert(episode: Episode, video_starts: list[datetime], *, now: datetime) -> Alert | None:
+    """The telehealth-consent alert for video visits being planned or just scheduled (for the
+    episode the caller has already loaded with its permission checked)."""
+    zone = ZoneInfo(episode.clinic.timezone)
+    return telehealth_consent_alert(
+        [(start.astimezone(zone).date(), VisitStatus.SCHEDULED) for start in video_starts],
+        consent_in_force=active_consent(episode.patient, ConsentKind.TELEHEALTH) is not None,
+        today=now.astimezone(zone).date())
 
 
 def episode_alerts(episode: Episode, *, now: datetime) -> list[Alert]:

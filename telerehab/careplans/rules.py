@@ -163,6 +163,8 @@ class VisitStatus(StrEnum):
 # A visit that happened, was cancelled or was missed is a fact: a correction is a new visit or
 # an addendum to the note, never a change of status.
 FINAL_VISIT_STATUSES = frozenset({VisitStatus.COMPLETED, VisitStatus.CANCELLED, VisitStatus.NO_SHOW})
+# A visit still to be held: booked, or the patient checked in.
+PLANNED_VISIT_STATUSES = frozenset({VisitStatus.SCHEDULED, VisitStatus.CHECKED_IN})
 
 _CLINIC_VISIT_TRANSITIONS: dict[VisitStatus, frozenset[VisitStatus]] = {
     VisitStatus.SCHEDULED: frozenset({VisitStatus.CHECKED_IN, VisitStatus.CANCELLED, VisitStatus.NO_SHOW}),
@@ -641,6 +643,7 @@ class PlanAlert(StrEnum):
     CERTIFICATION_UNSIGNED = "certification_unsigned"
     PROGRESS_REPORT_DUE = "progress_report_due"
     VISITS_BEYOND_CERTIFICATION = "visits_beyond_certification"
+    TELEHEALTH_CONSENT_MISSING = "telehealth_consent_missing"
 
 
 @dataclass(frozen=True)
@@ -655,6 +658,9 @@ class PlanFacts:
     # Local dates of visits still planned (scheduled or checked in).
     planned_dates: tuple[date, ...]
     progress_every: int = 10
+    # Local date and status of each of the episode's video visits.
+    video_visits: tuple[tuple[date, VisitStatus], ...] = ()
+    telehealth_consent_in_force: bool = False
 
 
 @dataclass(frozen=True)
@@ -686,7 +692,24 @@ def plan_alerts(facts: PlanFacts, *, today: date) -> list[Alert]:
         alerts.append(Alert(PlanAlert.PROGRESS_REPORT_DUE,
                             f"A progress report is due: {visits_in_period} treatment days since the last report; "
                             f"it must be written on or before day {facts.progress_every}."))
+    consent = telehealth_consent_alert(facts.video_visits, consent_in_force=facts.telehealth_consent_in_force,
+                                       today=today)
+    if consent is not None:
+        alerts.append(consent)
     return alerts
+
+
+def telehealth_consent_alert(
+    video_visits: Iterable[tuple[date, VisitStatus]], *, consent_in_force: bool, today: date
+) -> Alert | None:
+    """An alert when planned video visits lie ahead (today included) and the patient's telehealth
+    consent is not in force. Scheduling is not refused: clinics often record consent at the first call."""
+    upcoming = [day for day, status in video_visits if status in PLANNED_VISIT_STATUSES and day >= today]
+    if consent_in_force or not upcoming:
+        return None
+    return Alert(PlanAlert.TELEHEALTH_CONSENT_MISSING,
+                 f"Video visits are planned from {min(upcoming):%Y-%m-%d}, but the patient's telehealth consent "
+                 "is not in force: record the patient's telehealth consent before the first video visit.")
 
 
 def progress_period_visits(completed_kinds: tuple[VisitKind, ...]) -> int:

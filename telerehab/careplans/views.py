@@ -24,7 +24,7 @@ from telerehab.accounts.rules import Role, npi_problem
 from telerehab.accounts.schemas import PAYER_TYPES
 from telerehab.api.validation import checked_by
 from telerehab.careplans import operations
-from telerehab.careplans.models import Episode
+from telerehab.careplans.models import Episode, Visit
 from telerehab.careplans.rules import (
     CERTIFICATION_DUE_DAYS,
     VISIT_TRANSITIONS,
@@ -418,6 +418,7 @@ def episode_visits(episode_id: int):
         else:
             flash(f"The visit on {local_time(visit.starts_at, episode.clinic.timezone, '%a %d %b %H:%M')} "
                   "is scheduled.", "success")
+            _flash_consent_alert(episode, [visit], now)
             return redirect(url_for("careplans.visit_detail", visit_id=visit.id))
     visits = operations.visits_of_episode(a, episode.id, now=now)
     values = request.form if errors else {
@@ -544,11 +545,19 @@ def _confirm_errors(errors: dict, visits: list[tuple[int, dict]]) -> dict[str, l
     return out
 
 
+def _flash_consent_alert(episode: Episode, visits: list[Visit], now: datetime) -> None:
+    """Scheduling video visits without telehealth consent is allowed, with a warning."""
+    alert = operations.video_consent_alert(
+        episode, [v.starts_at for v in visits if v.modality == Modality.VIDEO], now=now)
+    if alert is not None:
+        flash(alert.message, "warning")
+
+
 def _cadence_page(episode: Episode, *, values: dict, errors: dict, rows: list[dict] | None,
-                  problems=(), status: int = 200):
+                  problems=(), consent_alert=None, status: int = 200):
     return render_template(
         "careplans/cadence.html", episode=episode, patient=episode.patient, values=values, errors=errors,
-        rows=rows, problems=problems, timezone=episode.clinic.timezone,
+        rows=rows, problems=problems, consent_alert=consent_alert, timezone=episode.clinic.timezone,
         clinician_choices=_clinician_choices(episode), weekdays=WEEKDAYS,
         modalities=list(MODALITY_LABELS.items()), pattern_rows=PATTERN_ROWS,
     ), status
@@ -574,16 +583,21 @@ def episode_cadence(episode_id: int):
             created = operations.confirm_cadence(a, episode.id, [visit for _, visit in visits],
                                                  clinician_id=request.form.get("clinician_id", type=int), now=now)
         except ValidationFailed as error:
+            consent_alert = operations.video_consent_alert(
+                episode, [v["starts_at"] for _, v in visits if v["modality"] == Modality.VIDEO], now=now)
             return _cadence_page(episode, values=values, errors=_confirm_errors(error.errors, visits), rows=rows,
-                                 status=422)
+                                 consent_alert=consent_alert, status=422)
         flash(f"{len(created)} visit{'' if len(created) == 1 else 's'} scheduled.", "success")
+        _flash_consent_alert(episode, created, now)
         return redirect(url_for("careplans.episode_visits", episode_id=episode.id))
     try:
         proposal = operations.preview_cadence(a, episode.id, _load_cadence_options(), now=now)
     except ValidationFailed as error:
         return _cadence_page(episode, values=values, errors=error.errors, rows=None, status=422)
+    consent_alert = operations.video_consent_alert(
+        episode, [v.start for v in proposal.visits if v.modality == Modality.VIDEO], now=now)
     return _cadence_page(episode, values=values, errors={}, rows=_proposal_rows(proposal, zone),
-                         problems=proposal.problems)
+                         problems=proposal.problems, consent_alert=consent_alert)
 
 
 @bp.route("/episodes/<id:episode_id>/recertifications", methods=["POST"])
