@@ -72,6 +72,7 @@ PUBLIC_VIDEO_ROUTES = {
     ("POST", "/video/rooms/<id:visit_id>/connection"),
     ("POST", "/video/rooms/<id:visit_id>/admit/<id:participant_id>"),
     ("POST", "/video/rooms/<id:visit_id>/leave"),
+    ("POST", "/video/rooms/<id:visit_id>/token"),  # a new room token for the current one
     ("POST", "/video/rooms/<id:visit_id>/worker"),
     ("POST", "/video/media-sessions/<id:session_id>/offer"),
     ("GET", "/video/media-sessions/<id:session_id>"),

@@ -58,6 +58,22 @@ def test_the_patients_call_page_is_plain(client, world, visit):
     assert 'href="/video/device-check"' in html
 
 
+def test_the_therapist_is_told_when_telehealth_consent_is_not_in_force(client, world, visit):
+    login(client, "therapist")
+    banner = re.search(r'<p[^>]*id="telehealth-consent-missing".*?</p>', _room_html(client, visit), re.S)
+    assert banner and f'href="/patients/{world.patient.id}#consent"' in banner.group(0)
+    consent = accounts.record_consent(Actor(world.therapist), world.patient.id, "telehealth", method="verbal",
+                                      note=None, now=NOW)
+    assert 'id="telehealth-consent-missing"' not in _room_html(client, visit)
+    accounts.revoke_consent(Actor(world.therapist), consent.id, note=None, now=NOW)
+    assert 'id="telehealth-consent-missing"' in _room_html(client, visit)
+
+
+def test_the_patient_is_not_shown_the_consent_banner(client, world, visit):
+    login(client, "ana")
+    assert "telehealth consent" not in _room_html(client, visit)
+
+
 def test_join_buttons_lead_to_the_room_and_the_calendar_shows_who_waits(client, world, visit, monkeypatch):
     soon = visit.starts_at - timedelta(minutes=5)  # the page's clock: just before the visit
     monkeypatch.setattr("telerehab.video.views.utc_now", lambda: soon)

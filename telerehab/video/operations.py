@@ -63,10 +63,27 @@ class Entry:
     roster: list[dict]  # the admitted participants present, when this one is admitted
 
     def as_json(self) -> dict:
-        return {"token": self.token, "expires_at": self.expires_at.isoformat(),
+        return {**_credentials_json(self.token, self.expires_at, self.ice_servers),
                 "participant_id": self.participant.id, "role": self.participant.role,
-                "state": self.participant.state, "ice_servers": self.ice_servers,
-                "after": self.after_seq, "roster": self.roster}
+                "state": self.participant.state, "after": self.after_seq, "roster": self.roster}
+
+
+@dataclass(frozen=True)
+class Renewal:
+    """A fresh token and TURN credentials for a participant already in the room."""
+
+    token: str
+    expires_at: datetime
+    ice_servers: list[dict]
+
+    def as_json(self) -> dict:
+        return _credentials_json(self.token, self.expires_at, self.ice_servers)
+
+
+def _credentials_json(token: str, expires_at: datetime, servers: list[dict]) -> dict:
+    # `expires_in` lets the page time its refresh by its own clock, however far off the server's it is.
+    return {"token": token, "expires_at": expires_at.isoformat(), "ice_servers": servers,
+            "expires_in": _config("VIDEO_TOKEN_SECONDS")}
 
 
 def room_role(user: User, visit: Visit) -> RoomRole | None:
@@ -123,13 +140,32 @@ def open_room_page(actor: Actor, visit_id: int, *, now: datetime) -> tuple[Visit
     return visit, role
 
 
-def _issue(participant: RoomParticipant, room: VideoRoom, now: datetime) -> Entry:
+def _renewal(participant: RoomParticipant, room: VideoRoom, now: datetime) -> Renewal:
     expires_at = now + timedelta(seconds=_config("VIDEO_TOKEN_SECONDS"))
     token = rules.sign_room_token(current_app.config["SECRET_KEY"],
                                   rules.RoomClaims(room.visit_id, participant.id, expires_at))
-    servers = ice_servers_for(f"room{room.id}-p{participant.id}", expires_at)
+    return Renewal(token, expires_at, ice_servers_for(f"room{room.id}-p{participant.id}", expires_at))
+
+
+def _issue(participant: RoomParticipant, room: VideoRoom, now: datetime) -> Entry:
+    renewal = _renewal(participant, room, now)
     roster = _roster(room, participant, now) if participant.state == ParticipantState.ADMITTED else []
-    return Entry(token, expires_at, participant, servers, room.last_seq, roster)
+    return Entry(renewal.token, renewal.expires_at, participant, renewal.ice_servers, room.last_seq, roster)
+
+
+def _audit_presence(actor: Actor, action: str, participant: RoomParticipant, now: datetime) -> None:
+    """Entering a room, or staying in it (a token refresh): a user is audited against the visit,
+    a guest, who has no account, against their place in the room."""
+    visit = participant.room.visit
+    if participant.user_id is None:
+        audit(actor, action, "room_participant", participant.id, now=now, patient_id=visit.patient_id,
+              detail=participant.role)
+    else:
+        audit(actor, action, "visit", visit.id, now=now, patient_id=visit.patient_id)
+
+
+def _invite_expired(guest: RoomParticipant, now: datetime) -> bool:
+    return guest.invite_expires_at <= now
 
 
 def ice_servers_for(participant_ref: str, expires_at: datetime) -> list[dict]:
@@ -163,7 +199,7 @@ def enter_room(actor: Actor, visit_id: int, *, now: datetime) -> Entry:
     participant.last_seen_at = now
     db.session.flush()
     _announce_arrival(room, participant, now)
-    audit(actor, "enter_room", "visit", visit.id, now=now, patient_id=visit.patient_id)
+    _audit_presence(actor, "enter_room", participant, now)
     db.session.commit()
     return _issue(participant, room, now)
 
@@ -198,7 +234,7 @@ def enter_with_invite(invite_token: str, *, now: datetime, returning_participant
     guest = db.session.scalar(select(RoomParticipant).where(RoomParticipant.invite_hash == hash_token(invite_token)))
     if guest is None or guest.state == ParticipantState.REMOVED:
         raise NotFound("This invitation link is not valid.")
-    if guest.invite_expires_at <= now:
+    if _invite_expired(guest, now):
         raise NotFound("This invitation link has expired.")
     visit = guest.room.visit
     _require_open(visit)
@@ -211,8 +247,7 @@ def enter_with_invite(invite_token: str, *, now: datetime, returning_participant
         raise NotFound("This invitation link has already been used.")
     guest.last_seen_at = now
     _announce_arrival(guest.room, guest, now)
-    audit(Actor(None), "enter_room", "room_participant", guest.id, now=now, patient_id=visit.patient_id,
-          detail=guest.role)
+    _audit_presence(Actor(None), "enter_room", guest, now)
     db.session.commit()
     return _issue(guest, guest.room, now)
 
@@ -224,11 +259,32 @@ def authenticate(visit_id: int, token: str, *, now: datetime) -> RoomParticipant
     except rules.TokenRefused as refused:
         raise TokenRefused(str(refused)) from None
     participant = db.session.get(RoomParticipant, claims.participant_id)
-    if participant is None or participant.room.visit_id != visit_id or participant.state == ParticipantState.REMOVED:
+    if participant is None or participant.room.visit_id != visit_id:
         raise TokenRefused("The room token is not valid.")
+    if participant.state == ParticipantState.REMOVED:
+        raise TokenRefused("You were removed from this call.")
     if participant.room.visit.status not in OPEN_STATUSES:
         raise TokenRefused("This visit is over or cancelled: its room is closed.")
     return participant
+
+
+def refresh_token(visit_id: int, token: str, *, ip_address: str | None, now: datetime) -> Renewal:
+    """A new token and fresh TURN credentials for the holder of a still-valid room token, while
+    they may still be in the room: besides the token's own checks (not removed, room open), a user
+    must still be the visit's patient or clinician and a guest's invitation must not have run out.
+    The old token stays good until its own expiry: requests already under way carry it."""
+    participant = authenticate(visit_id, token, now=now)
+    if participant.user_id is None:
+        if _invite_expired(participant, now):
+            raise Forbidden("Your invitation to this call has expired.")
+        actor = Actor(None, ip_address)
+    else:
+        if room_role(participant.user, participant.room.visit) is None:
+            raise Forbidden("You may no longer take part in this visit's call.")
+        actor = Actor(participant.user, ip_address)
+    _audit_presence(actor, "refresh_room_token", participant, now)
+    db.session.commit()
+    return _renewal(participant, participant.room, now)
 
 
 # ---------------------------------------------------------------- signaling

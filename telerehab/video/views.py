@@ -29,7 +29,9 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
+from telerehab.accounts.operations import active_consent
 from telerehab.accounts.policy import Permission, has_permission
+from telerehab.accounts.rules import ConsentKind
 from telerehab.api import problem
 from telerehab.db_types import utc_now
 from telerehab.errors import DomainError, ValidationFailed
@@ -92,7 +94,8 @@ def _room_page(visit, role, *, entry=None):
         context.update(consent=operations.recording_consent(visit.id),
                        call_time=operations.call_time(room, now=now) if room else None, room=room,
                        management_time=operations.is_rtm_call(visit),
-                       waiting=operations.waiting_participants(room, now=now) if room else [])
+                       waiting=operations.waiting_participants(room, now=now) if room else [],
+                       telehealth_consent_missing=active_consent(visit.patient, ConsentKind.TELEHEALTH) is None)
         context["recordings"], context["stills"] = operations.media_of_visit(actor(), visit.id, now=now)
     return render_template("video/room.html", **context)
 
@@ -260,6 +263,15 @@ def connection(visit_id: int):
     quality = operations.report_connection(participant, body.get("peer"), body.get("state"),
                                            body.get("stats") or {}, now=utc_now())
     return jsonify({"quality": quality.level, "words": quality.words})
+
+
+@signaling.post("/video/rooms/<id:visit_id>/token")
+def refresh_token(visit_id: int):
+    """A new room token and fresh TURN credentials, asked for with the current, still-valid token
+    shortly before it expires: a call outlasts VIDEO_TOKEN_SECONDS without a reload."""
+    renewal = operations.refresh_token(visit_id, request.headers.get("X-Room-Token", ""),
+                                       ip_address=request.remote_addr, now=utc_now())
+    return jsonify(renewal.as_json())
 
 
 @signaling.post("/video/rooms/<id:visit_id>/admit/<id:participant_id>")

@@ -3,18 +3,21 @@
 // Messages wait in the app's database; this page long-polls for its own (GET .../signals?after=N&wait=S).
 // Whoever arrives (or is admitted) offers to everyone present; the others answer. Candidates trickle.
 // A connection that fails, or stays disconnected, is restarted (ICE restart) by the side that offered.
+// The room token (and the TURN credentials with it) is renewed a little before it expires.
 
 const root = document.getElementById("call");
 const visitId = root.dataset.visitId;
 const roomUrl = `/video/rooms/${visitId}`;
 const csrfToken = document.querySelector('meta[name="csrf-token"]').content;
 const mySession = crypto.randomUUID();
+const pageLoaded = Date.now(); // when a guest's entry, which comes with the page, was issued
 const $ = (id) => document.getElementById(id);
 
 const call = {
   token: null, me: null, role: root.dataset.role, iceServers: [], after: 0, state: "new",
   peers: new Map(), // participant id -> {pc, offerer, remoteSession, pending: [], video, info}
   local: null, cameraTrack: null, screenTrack: null, leaving: false, quality: {},
+  tokenExpiresAt: 0, refreshTimer: null, refreshes: 0, // tokenExpiresAt: by this page's clock (Date.now())
 };
 window.telerehabCall = call; // for the browser tests and for support staff poking at the console
 
@@ -26,11 +29,13 @@ async function roomFetch(path, { method = "GET", body } = {}) {
     method, headers: { "X-Room-Token": call.token, "Content-Type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  if (response.status === 401) {
-    call.leaving = true;
-    status("Your place in this call has expired. Reload the page to enter again.");
-  }
+  if (response.status === 401) expired();
   return response;
+}
+
+function expired() {
+  call.leaving = true;
+  status("Your place in this call has expired. Reload the page to enter again.");
 }
 
 function send(to, kind, body) {
@@ -54,13 +59,14 @@ async function join() {
   let entry;
   if (root.dataset.entry) {
     entry = JSON.parse(root.dataset.entry);
+    entry.received = pageLoaded;
   } else {
     const response = await fetch(root.dataset.joinUrl, { method: "POST", headers: { "X-CSRFToken": csrfToken } });
     if (!response.ok) { status("This call cannot be entered now."); return; }
-    entry = await response.json();
+    entry = { ...(await response.json()), received: Date.now() };
   }
-  Object.assign(call, { token: entry.token, me: entry.participant_id, iceServers: entry.ice_servers,
-    after: entry.after, state: entry.state });
+  Object.assign(call, { me: entry.participant_id, after: entry.after, state: entry.state });
+  useCredentials(entry);
   for (const id of ["mute-button", "camera-button", "switch-camera-button", "leave-button", "share-button",
     "capture-button", "record-button", "still-button"]) { if ($(id)) $(id).disabled = false; }
   if (entry.state === "admitted") {
@@ -71,6 +77,57 @@ async function join() {
   }
   poll();
   statsLoop();
+}
+
+// ---------------------------------------------------------------- keeping the token fresh
+
+const REFRESH_BEFORE_MS = 5 * 60_000; // renew this long before expiry (half the token's life, if shorter)
+const REFRESH_RETRY_FIRST_MS = 1000; // then doubled at each failure, while the current token lasts
+
+// A new token serves every later request (the long-poll under way keeps the old one, which is still
+// good); new TURN credentials go to every connection, since the old ones expire with the old token.
+function useCredentials({ token, ice_servers: iceServers, expires_in: expiresIn, received }) {
+  const lifetime = expiresIn * 1000;
+  Object.assign(call, { token, iceServers, tokenExpiresAt: received + lifetime });
+  for (const peer of call.peers.values()) {
+    if (typeof peer.pc.setConfiguration !== "function") continue;
+    try {
+      peer.pc.setConfiguration({ ...peer.pc.getConfiguration(), iceServers });
+    } catch (error) {
+      console.warn("ICE servers not updated", error); // the connection keeps its current ones
+    }
+  }
+  clearTimeout(call.refreshTimer);
+  const wait = call.tokenExpiresAt - Math.min(REFRESH_BEFORE_MS, lifetime / 2) - Date.now();
+  call.refreshTimer = setTimeout(() => refreshToken(REFRESH_RETRY_FIRST_MS), Math.max(wait, 0));
+}
+
+async function refreshToken(retryIn) {
+  if (call.leaving) return;
+  let response = null;
+  try {
+    response = await fetch(`${roomUrl}/token`, { method: "POST", headers: { "X-Room-Token": call.token } });
+  } catch (error) {
+    // Offline for a moment: retried below.
+  }
+  if (response && response.ok) {
+    const fresh = await response.json();
+    call.refreshes += 1;
+    useCredentials({ ...fresh, received: Date.now() });
+    return;
+  }
+  if (response && response.status < 500) {
+    if (Date.now() >= call.tokenExpiresAt) { expired(); return; } // asleep past the expiry: reload
+    // Refused with a token still good: removed from the call, the visit over, or off its care team.
+    const { detail } = await response.json().catch(() => ({}));
+    endCall(detail || "You can no longer take part in this call.");
+    return;
+  }
+  if (Date.now() + retryIn < call.tokenExpiresAt) {
+    call.refreshTimer = setTimeout(() => refreshToken(retryIn * 2), retryIn);
+  } else {
+    expired();
+  }
 }
 
 // ---------------------------------------------------------------- signaling
@@ -365,14 +422,19 @@ if ($("share-button")) {
   });
 }
 
-async function leave() {
-  if (call.leaving) return;
+function endCall(message) {
   call.leaving = true;
-  fetch(`${roomUrl}/leave`, { method: "POST", keepalive: true, headers: { "X-Room-Token": call.token } });
+  clearTimeout(call.refreshTimer);
   for (const id of [...call.peers.keys()]) closePeer(id);
   if (call.local) call.local.getTracks().forEach((track) => track.stop());
-  status("You have left the call.");
+  status(message);
   for (const button of root.querySelectorAll("button")) button.disabled = button.id !== "join-button";
+}
+
+async function leave() {
+  if (call.leaving) return;
+  fetch(`${roomUrl}/leave`, { method: "POST", keepalive: true, headers: { "X-Room-Token": call.token } });
+  endCall("You have left the call.");
 }
 $("leave-button").addEventListener("click", leave);
 window.addEventListener("pagehide", () => { if (call.token) leave(); });
