@@ -7,15 +7,21 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import pytest
 from werkzeug.serving import make_server
 
 from telerehab import create_app
+from telerehab.accounts import operations as accounts
+from telerehab.accounts.models import Clinic, Organisation, Patient, User
+from telerehab.accounts.operations import SYSTEM, Actor
+from telerehab.careplans import operations as careplans
+from telerehab.careplans.models import Episode
 from telerehab.extensions import db
 
-from .conftest import TEST_SETTINGS
+from .conftest import NOW, TEST_SETTINGS, clinic_data, episode_data, make_user, patient_data
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -37,6 +43,30 @@ def browser_app(tmp_path_factory, name: str):
     with app.app_context():
         db.create_all()
     return app
+
+
+class Riverbend(NamedTuple):
+    organisation: Organisation
+    clinic: Clinic
+    therapist: User
+    patient: Patient
+    episode: Episode
+
+
+def riverbend(*, consents: tuple[str, ...] = (), staff: tuple[str, ...] = ()) -> Riverbend:
+    """Where most browser tests start: the Downtown clinic of Riverbend, its therapist (who signs in
+    as "therapist"), a patient of theirs with an episode of care and the consents named (e.g.
+    "rtm"), and further staff who sign in as their role (e.g. "billing"; an admin has no clinic)."""
+    organisation = accounts.create_organisation("Riverbend")
+    clinic = accounts.create_clinic(SYSTEM, clinic_data(organisation.id, "Downtown"), now=NOW)
+    therapist = make_user(organisation.id, "therapist", "therapist", clinic.id)
+    for role in staff:
+        make_user(organisation.id, role, role, None if role == "admin" else clinic.id)
+    patient = accounts.create_patient(Actor(therapist), patient_data(primary_therapist_id=therapist.id), now=NOW)
+    episode = careplans.create_episode(Actor(therapist), patient.id, episode_data(), now=NOW)
+    for kind in consents:
+        accounts.record_consent(Actor(therapist), patient.id, kind, method="written", note=None, now=NOW)
+    return Riverbend(organisation, clinic, therapist, patient, episode)
 
 
 @contextmanager

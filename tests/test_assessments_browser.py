@@ -11,13 +11,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from telerehab.accounts import operations as accounts
-from telerehab.accounts.operations import SYSTEM, Actor
+from telerehab.accounts.operations import Actor
 from telerehab.careplans import operations as careplans
 from telerehab.extensions import db
 
-from .browser_support import Recorder, browser_app, playwright_or_skip, served, sign_in
-from .conftest import NOW, PASSWORD, clinic_data, episode_data, make_user, patient_data
+from .browser_support import Recorder, browser_app, playwright_or_skip, riverbend, served, sign_in
+from .conftest import NOW, PASSWORD
 from .test_assessments_rules import png
 
 sync_api = playwright_or_skip()
@@ -29,12 +28,7 @@ pytestmark = pytest.mark.browser
 def live_server(tmp_path_factory) -> Iterator[SimpleNamespace]:
     app = browser_app(tmp_path_factory, "assessment-browser")
     with app.app_context():
-        organisation = accounts.create_organisation("Riverbend")
-        clinic = accounts.create_clinic(SYSTEM, clinic_data(organisation.id, "Downtown"), now=NOW)
-        therapist = make_user(organisation.id, "therapist", "therapist", clinic.id)
-        ana = accounts.create_patient(Actor(therapist), patient_data(primary_therapist_id=therapist.id), now=NOW)
-        accounts.record_consent(Actor(therapist), ana.id, "telehealth", method="written", note=None, now=NOW)
-        episode = careplans.create_episode(Actor(therapist), ana.id, episode_data(), now=NOW)
+        _, _, therapist, ana, episode = riverbend(consents=("telehealth",))
         visits = {}
         for name, modality, day in (("clinic", "in_clinic", 3), ("video", "video", 5)):
             start = datetime(2026, 3, day, 15, tzinfo=UTC)

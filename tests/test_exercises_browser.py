@@ -13,16 +13,14 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import select
 
-from telerehab.accounts import operations as accounts
-from telerehab.accounts.operations import SYSTEM, Actor
-from telerehab.careplans import operations as careplans
+from telerehab.accounts.operations import Actor
 from telerehab.db_types import utc_now
 from telerehab.exercises import operations as exercises
 from telerehab.exercises.models import ClinicExercise, Program
 from telerehab.extensions import db
 
-from .browser_support import Recorder, browser_app, playwright_or_skip, served, sign_in
-from .conftest import NOW, PASSWORD, clinic_data, episode_data, make_user, patient_data
+from .browser_support import Recorder, browser_app, playwright_or_skip, riverbend, served, sign_in
+from .conftest import PASSWORD
 
 sync_api = playwright_or_skip()
 
@@ -33,11 +31,7 @@ pytestmark = pytest.mark.browser
 def live_server(tmp_path_factory) -> Iterator[SimpleNamespace]:
     app = browser_app(tmp_path_factory, "exercises-browser")
     with app.app_context():
-        organisation = accounts.create_organisation("Riverbend")
-        clinic = accounts.create_clinic(SYSTEM, clinic_data(organisation.id, "Downtown"), now=NOW)
-        therapist = make_user(organisation.id, "therapist", "therapist", clinic.id)
-        patient = accounts.create_patient(Actor(therapist), patient_data(primary_therapist_id=therapist.id), now=NOW)
-        episode = careplans.create_episode(Actor(therapist), patient.id, episode_data(), now=NOW)
+        _, clinic, therapist, _, episode = riverbend()
         exercises.create_program_version(Actor(therapist), episode.id, {"items": [
             {"exercise_key": "glute-bridge"}, {"exercise_key": "heel-raise", "reps": 12}]}, now=utc_now())
         ids = SimpleNamespace(episode=episode.id, clinic=clinic.id)

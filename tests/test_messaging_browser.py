@@ -13,15 +13,13 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import select
 
-from telerehab.accounts import operations as accounts
-from telerehab.accounts.operations import SYSTEM, Actor
-from telerehab.careplans import operations as careplans
+from telerehab.accounts.operations import Actor
 from telerehab.extensions import db
 from telerehab.messaging import operations as messaging
 from telerehab.messaging.models import InboundMessage, OutboxMessage, SmsLogEntry
 
-from .browser_support import Recorder, browser_app, playwright_or_skip, served, sign_in
-from .conftest import NOW, PASSWORD, clinic_data, episode_data, make_user, patient_data
+from .browser_support import Recorder, browser_app, playwright_or_skip, riverbend, served, sign_in
+from .conftest import NOW, PASSWORD
 
 sync_api = playwright_or_skip()
 
@@ -34,12 +32,7 @@ QUESTION = "Is my visit at 10 or 11?"
 def live_server(tmp_path_factory) -> Iterator[SimpleNamespace]:
     app = browser_app(tmp_path_factory, "messaging-browser")
     with app.app_context():
-        organisation = accounts.create_organisation("Riverbend")
-        clinic = accounts.create_clinic(SYSTEM, clinic_data(organisation.id, "Downtown"), now=NOW)
-        therapist = make_user(organisation.id, "therapist", "therapist", clinic.id)
-        ana = accounts.create_patient(Actor(therapist), patient_data(primary_therapist_id=therapist.id), now=NOW)
-        careplans.create_episode(Actor(therapist), ana.id, episode_data(), now=NOW)
-        accounts.record_consent(Actor(therapist), ana.id, "sms", method="written", note=None, now=NOW)
+        ana = riverbend(consents=("sms",)).patient
         messaging.receive_sms(Actor(None, "127.0.0.1"), {
             "MessageSid": "SM" + uuid.uuid4().hex, "From": ana.phone, "To": "+13125550000", "Body": QUESTION},
             now=NOW)

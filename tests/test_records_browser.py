@@ -13,15 +13,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from telerehab.accounts import operations as accounts
 from telerehab.accounts.models import Patient
-from telerehab.accounts.operations import SYSTEM, Actor
-from telerehab.careplans import operations as careplans
 from telerehab.careplans.models import Episode
 from telerehab.extensions import db
 
-from .browser_support import Recorder, browser_app, playwright_or_skip, served, sign_in
-from .conftest import NOW, PASSWORD, clinic_data, episode_data, make_user, patient_data
+from .browser_support import Recorder, browser_app, playwright_or_skip, riverbend, served, sign_in
+from .conftest import PASSWORD
 
 sync_api = playwright_or_skip()
 
@@ -32,12 +29,7 @@ pytestmark = pytest.mark.browser
 def live_server(tmp_path_factory) -> Iterator[SimpleNamespace]:
     app = browser_app(tmp_path_factory, "records-browser")
     with app.app_context():
-        organisation = accounts.create_organisation("Riverbend")
-        clinic = accounts.create_clinic(SYSTEM, clinic_data(organisation.id, "Downtown"), now=NOW)
-        therapist = make_user(organisation.id, "therapist", "therapist", clinic.id)
-        make_user(organisation.id, "assistant", "assistant", clinic.id)
-        ana = accounts.create_patient(Actor(therapist), patient_data(primary_therapist_id=therapist.id), now=NOW)
-        episode = careplans.create_episode(Actor(therapist), ana.id, episode_data(), now=NOW)
+        _, _, _, ana, episode = riverbend(staff=("assistant",))
         ids = SimpleNamespace(patient=ana.id, episode=episode.id)
         db.session.remove()
     with served(app) as url:

@@ -14,9 +14,7 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import select
 
-from telerehab.accounts import operations as accounts
-from telerehab.accounts.operations import SYSTEM, Actor
-from telerehab.careplans import operations as careplans
+from telerehab.accounts.operations import Actor
 from telerehab.careplans.models import PayerSettings
 from telerehab.db_types import utc_now
 from telerehab.extensions import db
@@ -24,8 +22,8 @@ from telerehab.messaging.models import OutboxMessage
 from telerehab.monitoring import operations as monitoring
 from telerehab.monitoring.models import MonitoringSettings, RtmAlert
 
-from .browser_support import Recorder, browser_app, playwright_or_skip, served, sign_in
-from .conftest import NOW, PASSWORD, clinic_data, episode_data, make_user, patient_data
+from .browser_support import Recorder, browser_app, playwright_or_skip, riverbend, served, sign_in
+from .conftest import PASSWORD
 from .test_monitoring_support import add_checkins
 
 sync_api = playwright_or_skip()
@@ -40,14 +38,7 @@ CHECKIN_DAYS_AGO = (20, 18, 15, 12, 9, 6, 3)
 def live_server(tmp_path_factory) -> Iterator[SimpleNamespace]:
     app = browser_app(tmp_path_factory, "rtm-inbox-browser")
     with app.app_context():
-        organisation = accounts.create_organisation("Riverbend")
-        clinic = accounts.create_clinic(SYSTEM, clinic_data(organisation.id, "Downtown"), now=NOW)
-        make_user(organisation.id, "admin", "admin", None)
-        therapist = make_user(organisation.id, "therapist", "therapist", clinic.id)
-        patient = accounts.create_patient(Actor(therapist), patient_data(primary_therapist_id=therapist.id), now=NOW)
-        episode = careplans.create_episode(Actor(therapist), patient.id, episode_data(), now=NOW)
-        for kind in ("rtm", "sms"):
-            accounts.record_consent(Actor(therapist), patient.id, kind, method="written", note=None, now=NOW)
+        organisation, clinic, therapist, patient, episode = riverbend(consents=("rtm", "sms"), staff=("admin",))
         today = monitoring.local_today(patient.timezone, utc_now())
         start = today - timedelta(days=max(CHECKIN_DAYS_AGO))
         monitoring.enrol(Actor(therapist), episode.id, {
