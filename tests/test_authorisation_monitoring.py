@@ -1,7 +1,7 @@
 """Who may use the RTM API and pages: the rows tests/test_authorisation.py plays against every role
 and against another clinic's patient. Clinicians log minutes; only the PT enrols and ends
-monitoring and records RPM periods; anyone who sees the panel records the year-to-date therapy
-amount; billing sees the status (data days, minutes, decisions) but not the triage inbox,
+monitoring and records RPM periods; billing, the PT and the admin record the year-to-date therapy
+amount (an assistant does not); billing sees the status (data days, minutes, decisions) but not the triage inbox,
 whose alerts carry pain scores; the admin sets the payers' RTM choices and the alert thresholds."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from .conftest import NOW
 from .test_monitoring_support import START, add_checkins, enrol, rtm_consent
 
 VIEWERS = {"admin": 200, "therapist": 200, "assistant": 200, "billing": 200}
+AMOUNT_RECORDERS = ("admin", "therapist", "billing")
 CLINICIANS_302 = {"therapist": 302, "assistant": 302}
 ENROL_JSON = {"device_name": "telerehab app", "cost_sharing_notice_shown_at": "2026-03-02T09:00:00-06:00",
               "monitoring_start": "2026-03-02"}
@@ -96,7 +97,7 @@ MONITORING_API_CASES = [
          {"therapist": 201}, body=lambda w: {"start_date": "2026-03-01", "end_date": "2026-03-30"},
          other_path=lambda w: f"/api/v1/patients/{w.other_patient.id}/rpm-periods"),
     Case("PUT", "/api/v1/patients/<id:patient_id>/therapy-amounts",
-         lambda w: f"/api/v1/patients/{w.patient.id}/therapy-amounts", VIEWERS,
+         lambda w: f"/api/v1/patients/{w.patient.id}/therapy-amounts", {role: 200 for role in AMOUNT_RECORDERS},
          body=lambda w: {"year": 2026, "amount_cents": 120_000, "as_of": "2026-03-01"},
          other_path=lambda w: f"/api/v1/patients/{w.other_patient.id}/therapy-amounts", other_allowed=("admin",)),
     Case("POST", "/api/v1/episodes/<id:episode_id>/rtm/time-entries",
@@ -120,13 +121,13 @@ MONITORING_PAGE_CASES = [
          other_path=lambda w: f"/episodes/{_other_enrolled(w)}/rtm/timer/stop"),
     Case("POST", "/episodes/<id:episode_id>/rtm/end", lambda w: f"/episodes/{_enrolled(w)}/rtm/end", {"therapist": 302},
          body=lambda w: {"reason": "opted_out"}, other_path=lambda w: f"/episodes/{_other_enrolled(w)}/rtm/end"),
-    # The patient's RPM periods (the PT, as for enrolment) and year-to-date amount (whoever sees the panel;
-    # billing staff typically), from the panel.
+    # The patient's RPM periods (the PT, as for enrolment) and year-to-date amount (billing staff
+    # typically, the PT or the admin), from the panel.
     Case("POST", "/episodes/<id:episode_id>/rtm/rpm-periods", lambda w: f"/episodes/{_own(w)}/rtm/rpm-periods",
          {"therapist": 302}, body=lambda w: {"start_date": "2026-03-01", "end_date": "2026-03-30"},
          other_path=lambda w: f"/episodes/{_other(w)}/rtm/rpm-periods"),
     Case("POST", "/episodes/<id:episode_id>/rtm/therapy-amount", lambda w: f"/episodes/{_own(w)}/rtm/therapy-amount",
-         {role: 302 for role in VIEWERS}, body=lambda w: {"amount": "1,200.00", "as_of": "2026-03-01"},
+         {role: 302 for role in AMOUNT_RECORDERS}, body=lambda w: {"amount": "1,200.00", "as_of": "2026-03-01"},
          other_path=lambda w: f"/episodes/{_other(w)}/rtm/therapy-amount", other_allowed=("admin",)),
     Case("GET", "/rtm/triage", lambda w: "/rtm/triage", {"therapist": 200, "assistant": 200}),
     Case("POST", "/rtm/triage/patients/<id:patient_id>/remind",

@@ -174,3 +174,10 @@ def test_reading_the_panel_audits_the_rpm_periods_and_amounts_shown(client, worl
                                                                       f"ids={rpm.id}")
     assert (amounts.actor_id, amounts.patient_id, amounts.detail) == (world.assistant.id, world.patient.id,
                                                                       f"ids={amount.id}")
+
+
+@pytest.mark.parametrize(("who", "sees_form"), [("billing", True), ("therapist", True), ("assistant", False)])
+def test_only_those_who_record_the_amount_see_its_form(client, world, who, sees_form):
+    login(client, who)
+    html = panel(client, world)
+    assert ('rtm/therapy-amount"' in html) is sees_form

@@ -53,6 +53,9 @@ class Permission(StrEnum):
     VIEW_MONITORING = "view_monitoring"
     LOG_MANAGEMENT_TIME = "log_management_time"
     MANAGE_RTM_ENROLMENT = "manage_rtm_enrolment"
+    # The year-to-date therapy amount from the MAC's threshold inquiry (KX): billing's work, the
+    # PT's or the admin's; not an assistant's.
+    RECORD_THERAPY_AMOUNT = "record_therapy_amount"
     # Assessments: results, trends and goniometry stills are clinical records, so billing never
     # sees them; a patient sees their own trends. Recording (and marking stills) is for PT and PTA.
     VIEW_ASSESSMENTS = "view_assessments"
@@ -65,12 +68,12 @@ _ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.VIEW_EPISODE, Permission.VIEW_VISITS, Permission.SCHEDULE_VISITS,
         Permission.MANAGE_CARE_SETTINGS, Permission.MANAGE_USERS, Permission.MANAGE_CLINICS,
         Permission.VIEW_AUDIT_LOG, Permission.VIEW_EXERCISE_LIBRARY, Permission.VIEW_PROGRAM,
-        Permission.VIEW_CHECKINS, Permission.VIEW_MONITORING,
+        Permission.VIEW_CHECKINS, Permission.VIEW_MONITORING, Permission.RECORD_THERAPY_AMOUNT,
     }),
     Role.THERAPIST: frozenset({
         Permission.JOIN_VIDEO_VISITS, Permission.RUN_VIDEO_VISITS, Permission.VIEW_RECORDINGS,
         Permission.VIEW_MONITORING, Permission.LOG_MANAGEMENT_TIME, Permission.MANAGE_RTM_ENROLMENT,
-        Permission.VIEW_ASSESSMENTS, Permission.RECORD_ASSESSMENTS,
+        Permission.RECORD_THERAPY_AMOUNT, Permission.VIEW_ASSESSMENTS, Permission.RECORD_ASSESSMENTS,
         Permission.VIEW_PATIENT, Permission.EDIT_PATIENT, Permission.RECORD_CONSENT,
         Permission.VIEW_EPISODE, Permission.EDIT_EPISODE, Permission.VIEW_CLINICAL_NOTES,
         Permission.VIEW_VISITS, Permission.SCHEDULE_VISITS, Permission.DOCUMENT_VISITS,
@@ -92,7 +95,7 @@ _ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     # Visits, charges and data days; never notes, nor texts.
     Role.BILLING: frozenset({
         Permission.VIEW_PATIENT, Permission.VIEW_EPISODE, Permission.VIEW_VISITS, Permission.VIEW_CHECKINS,
-        Permission.VIEW_MONITORING,
+        Permission.VIEW_MONITORING, Permission.RECORD_THERAPY_AMOUNT,
     }),
     # A patient's own records only; scoping below makes "own" true.
     Role.PATIENT: frozenset({

@@ -324,7 +324,7 @@ def record_rpm_period(actor: Actor, patient_id: int, data: dict[str, Any], *, no
 
 def record_therapy_amount(actor: Actor, patient_id: int, data: dict[str, Any], *, now: datetime) -> TherapyAmount:
     """The year-to-date therapy amount from the MAC's threshold inquiry (KX)."""
-    patient = require_patient(actor.user, db.session.get(Patient, patient_id), Permission.VIEW_MONITORING)
+    patient = require_patient(actor.user, db.session.get(Patient, patient_id), Permission.RECORD_THERAPY_AMOUNT)
     row = db.session.scalar(select(TherapyAmount).where(
         TherapyAmount.patient_id == patient.id, TherapyAmount.year == data["year"]))
     if row is None:

@@ -78,6 +78,7 @@ def _panel(episode_id: int, *, errors: dict | None = None, status: int = 200, re
         activity_labels=ACTIVITY_LABELS, channel_labels=CHANNEL_LABELS, status_labels=STATUS_LABELS,
         can_log=has_permission(current_user, Permission.LOG_MANAGEMENT_TIME),
         can_manage=has_permission(current_user, Permission.MANAGE_RTM_ENROLMENT),
+        can_record_amount=has_permission(current_user, Permission.RECORD_THERAPY_AMOUNT),
         inputs=operations.patient_inputs(a, patient.id, now=now),
         patient_today=operations.local_today(patient.timezone, now), rpm_source_labels=RPM_SOURCE_LABELS,
         dollars=_dollars,
