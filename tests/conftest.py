@@ -24,6 +24,7 @@ from telerehab.accounts.models import User
 from telerehab.accounts.operations import SYSTEM, Actor
 from telerehab.careplans import operations as careplans
 from telerehab.extensions import db as _db
+from telerehab.video.notify import stop_listener
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
@@ -90,6 +91,7 @@ def app(database_url):
     with app.app_context():
         _db.create_all()
     yield app
+    stop_listener(app)  # the video long-poll's LISTEN connection, before the database is dropped
     with app.app_context():
         _db.session.remove()
         _db.engine.dispose()

@@ -22,7 +22,7 @@ from telerehab.careplans.records import visit_for
 from telerehab.careplans.rules import Modality, VisitStatus
 from telerehab.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from telerehab.extensions import db
-from telerehab.video import rules
+from telerehab.video import notify, rules
 from telerehab.video.models import (
     CallSegment,
     CapturedStill,
@@ -292,11 +292,13 @@ def refresh_token(visit_id: int, token: str, *, ip_address: str | None, now: dat
 
 def _send(room: VideoRoom, recipient_id: int, kind: str, body: dict, now: datetime,
           sender_id: int | None = None) -> int:
-    """Store one message under the room's next sequence number (the UPDATE locks the room row)."""
+    """Store one message under the room's next sequence number (the UPDATE locks the room row);
+    the room's long-polls are woken when the transaction commits."""
     seq = db.session.execute(update(VideoRoom).where(VideoRoom.id == room.id)
                              .values(last_seq=VideoRoom.last_seq + 1).returning(VideoRoom.last_seq)).scalar_one()
     db.session.add(SignalMessage(room_id=room.id, seq=seq, sender_id=sender_id, recipient_id=recipient_id,
                                  kind=kind, body=json.dumps(body), created_at=now))
+    notify.announce(room.id)
     return seq
 
 

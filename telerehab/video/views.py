@@ -4,8 +4,9 @@ endpoints the call page and the media worker's peers talk to (JSON).
 Signaling is authenticated by the room token (header X-Room-Token), never by the session cookie,
 so those endpoints need no CSRF token: a page of another site cannot read the token to send it.
 The browser waits for messages by long-polling GET .../signals?after=N&wait=S: it holds the request
-until a message arrives (checked every SIGNAL_POLL_SECONDS against the database, so any web worker
-can answer) or S seconds pass. The same endpoint with wait=0 is plain polling; bench/video.py
+until a message arrives or S seconds pass. Messages live in the database, so any web worker can
+answer; on PostgreSQL a notification sent on commit wakes the held request (notify.py), on SQLite it
+looks every 0.1 s. The same endpoint with wait=0 is plain polling; bench/video.py
 measures both.
 """
 
@@ -36,7 +37,7 @@ from telerehab.api import problem
 from telerehab.db_types import utc_now
 from telerehab.errors import DomainError, ValidationFailed
 from telerehab.extensions import csrf
-from telerehab.video import operations
+from telerehab.video import notify, operations
 from telerehab.video.rules import RoomRole
 from telerehab.web.forms import actor, is_htmx_partial
 
@@ -45,7 +46,6 @@ bp = Blueprint("video", __name__, template_folder="templates", static_folder="st
 signaling = Blueprint("video_signaling", __name__)
 csrf.exempt(signaling)
 
-SIGNAL_POLL_SECONDS = 0.1  # how often a held long-poll looks for new messages
 GONIOMETRY_RULE = "/visits/<id:visit_id>/goniometry/stills"
 WAITING_SHOWN_AROUND = timedelta(hours=12)  # a patient waits in the room of a visit due about now
 
@@ -236,12 +236,14 @@ def signals(visit_id: int):
     wait = _number("wait", 0, low=0, high=current_app.config["SIGNAL_WAIT_SECONDS"])
     deadline = time.monotonic() + wait
     operations.mark_seen(participant, now=utc_now())
-    while True:
-        messages = operations.signals_after(participant, after, now=utc_now())
-        if messages or time.monotonic() >= deadline:
-            break
-        operations.end_snapshot()
-        time.sleep(SIGNAL_POLL_SECONDS)
+    with notify.room_wakeups(participant.room_id) as wakeups:
+        while True:
+            messages = operations.signals_after(participant, after, now=utc_now())
+            remaining = deadline - time.monotonic()
+            if messages or remaining <= 0:
+                break
+            operations.end_snapshot()
+            wakeups.pause(remaining)
     answer = {"messages": messages, "state": participant.state}
     if participant.role == RoomRole.CLINICIAN:
         answer["waiting"] = operations.waiting_participants(participant.room, now=utc_now())
@@ -333,5 +335,5 @@ def media_status(session_id: int):
         if ready or time.monotonic() >= deadline:
             return jsonify(state)
         operations.end_snapshot()
-        time.sleep(SIGNAL_POLL_SECONDS)
+        time.sleep(notify.POLL_SECONDS)
         media = _media_session(session_id)
