@@ -21,7 +21,7 @@ from telerehab.errors import Forbidden, NotFound, ValidationFailed
 from telerehab.exercises import operations as exercises
 from telerehab.exercises.models import CheckIn, CheckInExercise
 
-from .conftest import NOW, episode_data
+from .conftest import NOW, episode_data, make_user
 from .test_exercises_operations import items, make_program
 
 SECOND = timedelta(seconds=1)
@@ -103,6 +103,15 @@ def test_nobody_records_for_a_patient_they_cannot_see(db, world):
         record(world, patient=world.other_patient, who="therapist")  # another clinic's patient
     with pytest.raises(NotFound):
         exercises.record_checkin(Actor(world.foreign_therapist), world.patient.id, checkin(), source="api", now=NOW)
+    assert count(db) == 0
+
+
+def test_organisation_wide_staff_of_another_organisation_are_told_no_such_patient(db, world):
+    """The look-up hands the policy a plain record of the patient: its clinic's organisation decides
+    whether an organisation-wide user sees them (Forbidden, above) or not (NotFound)."""
+    foreign_admin = make_user(world.foreign_clinic.organisation_id, "faradmin", "admin", None)
+    with pytest.raises(NotFound):
+        exercises.record_checkin(Actor(foreign_admin), world.patient.id, checkin(), source="api", now=NOW)
     assert count(db) == 0
 
 

@@ -134,6 +134,8 @@ def clinic_scope(user: User, query: Select) -> Select:
 
 
 def can_see_patient(user: User, patient: Patient) -> bool:
+    # Reads only user_id, clinic_id and clinic.organisation_id: the check-in look-up passes a plain
+    # record of those (telerehab.exercises.operations._PatientFacts), so keep it to them.
     if not has_permission(user, Permission.VIEW_PATIENT):
         return False
     if user.role == Role.PATIENT:
