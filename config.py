@@ -98,6 +98,9 @@ class Config:
     VIDEO_TOKEN_SECONDS = _int("VIDEO_TOKEN_SECONDS", 3600)  # room tokens and TURN credentials
     VIDEO_INVITE_HOURS = _int("VIDEO_INVITE_HOURS", 2)  # a guest link works until the visit's end plus this
     SIGNAL_WAIT_SECONDS = _float("SIGNAL_WAIT_SECONDS", 20.0)  # the longest a signaling long-poll is held
+    # PostgreSQL: long-polls woken by LISTEN/NOTIFY. Off behind a pooler in transaction mode
+    # (PgBouncer), where LISTEN cannot work: long-polls then look every 0.1 s, as on SQLite.
+    VIDEO_LISTEN_NOTIFY = _flag("VIDEO_LISTEN_NOTIFY", True)
     # The media worker's own host candidates (comma-separated IPs). Empty: every interface's
     # address, as aiortc does; tests and single-host demos use 127.0.0.1.
     MEDIA_WORKER_HOST_ADDRESSES = _list("MEDIA_WORKER_HOST_ADDRESSES")

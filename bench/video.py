@@ -10,7 +10,11 @@
    The therapist is already in the room and admits the patient as soon as the waiting list shows
    them; both sides are aiortc peers talking to the app served on 127.0.0.1 (threaded werkzeug
    server, SQLite file), 320x240 video.
-2. CPU of the media worker per recorded stream: `flask media-worker run` in its own process
+2. The same time on PostgreSQL (a scratch database on BENCH_ADMIN_URL, default
+   postgresql://postgres@127.0.0.1:5432/test; skipped when unreachable), long-polls woken by
+   LISTEN/NOTIFY against the same long-polls looking every 0.1 s (VIDEO_LISTEN_NOTIFY off), calls
+   alternating between them.
+3. CPU of the media worker per recorded stream: `flask media-worker run` in its own process
    records BENCH_RECORD_STREAMS patient streams (640x480, 30 frames a second, with audio) for
    BENCH_RECORD_SECONDS; its CPU time (from /proc) over that window, less its idle CPU over an
    equal window, divided by the streams.
@@ -42,7 +46,7 @@ from telerehab.careplans.models import Visit  # noqa: E402
 from telerehab.extensions import db  # noqa: E402
 from telerehab.video import operations  # noqa: E402
 from tests.browser_support import served  # noqa: E402
-from tests.conftest import NOW, TEST_SETTINGS  # noqa: E402
+from tests.conftest import NOW, TEST_SETTINGS, scratch_postgres_database  # noqa: E402
 from tests.video_client import (  # noqa: E402
     LONG_POLL,
     PLAIN_POLL,
@@ -59,6 +63,7 @@ from tests.video_client import (  # noqa: E402
 CALLS = int(os.environ.get("BENCH_VIDEO_CALLS", "20"))
 RECORD_STREAMS = int(os.environ.get("BENCH_RECORD_STREAMS", "2"))
 RECORD_SECONDS = float(os.environ.get("BENCH_RECORD_SECONDS", "10"))
+ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def more_visits(app, template_id: int, count: int) -> list[int]:
@@ -166,6 +171,38 @@ async def record_streams(app, base: str, visit_ids: list[int], password: str, wo
     return window["end"] - window["start"]
 
 
+def postgres_calls() -> dict[str, list[float]] | None:
+    """Join -> first frame on PostgreSQL, long-polls woken by NOTIFY or looking every 0.1 s."""
+    from sqlalchemy.exc import OperationalError
+
+    from telerehab.video import notify
+
+    try:
+        url, drop = scratch_postgres_database(ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1),
+                                              prefix="telerehab_bench_video")
+    except OperationalError as error:
+        print(f"PostgreSQL unreachable at {ADMIN_URL}: skipped ({error.__class__.__name__})")
+        return None
+    app = create_app({**TEST_SETTINGS, "SQLALCHEMY_DATABASE_URI": url})
+    try:
+        with app.app_context():
+            db.create_all()
+        ids = build_video_visit(app, visits=1)
+        visits = [ids.visit, *more_visits(app, ids.visit, 2 * CALLS - 1)]
+        timings: dict[str, list[float]] = {"notify": [], "poll": []}
+        with loopback_candidates(), served(app) as base:
+            for n, visit_id in enumerate(visits):
+                mode = ("notify", "poll")[n % 2]
+                app.config["VIDEO_LISTEN_NOTIFY"] = mode == "notify"  # read by each request
+                timings[mode].append(asyncio.run(one_call(base, visit_id, ids.password, LONG_POLL)))
+        return timings
+    finally:
+        notify.stop_listener(app)
+        with app.app_context():
+            db.engine.dispose()
+        drop()
+
+
 def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     storage = tempfile.mkdtemp(prefix="bench-video-")
@@ -206,6 +243,11 @@ def main() -> None:
     print(f"  plain 1 s polling       {plain * 1000:8.0f} ms   "
           f"(min {min(timings[PLAIN_POLL]) * 1000:.0f}, max {max(timings[PLAIN_POLL]) * 1000:.0f})")
     print(f"  ratio plain / long-poll {plain / long_poll:8.2f}x")
+    on_postgres = postgres_calls()
+    if on_postgres is not None:
+        woken, polled = statistics.median(on_postgres["notify"]), statistics.median(on_postgres["poll"])
+        print(f"  PostgreSQL, long-poll woken by NOTIFY {woken * 1000:8.0f} ms   against looking every 0.1 s "
+              f"{polled * 1000:.0f} ms   ({polled / woken:.2f}x)")
     per_stream = (busy - idle) / RECORD_SECONDS / RECORD_STREAMS
     print(f"media worker: {RECORD_STREAMS} recorded streams (640x480 at 30 fps + audio) for {RECORD_SECONDS:g} s")
     print(f"  CPU per recorded stream {per_stream * 100:8.1f} % of one core   (idle worker {idle / RECORD_SECONDS * 100:.1f} %)")

@@ -9,8 +9,8 @@ wakes every participant of the room waiting in this process), and it also reads 
 SAFETY_RECHECK_SECONDS without one: a notification lost while the listener reconnects costs
 latency, never a message.
 
-SQLite (one process: development and demos): no notifications; a long-poll looks every
-POLL_SECONDS.
+SQLite (one process: development and demos), or VIDEO_LISTEN_NOTIFY off (a pooler in
+transaction mode): no notifications; a long-poll looks every POLL_SECONDS.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ _starting = threading.Lock()
 
 
 def _notifies() -> bool:
-    return db.session.get_bind().dialect.name == "postgresql"
+    return db.session.get_bind().dialect.name == "postgresql" and current_app.config["VIDEO_LISTEN_NOTIFY"]
 
 
 def announce(room_id: int) -> None:
