@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from telerehab.accounts import passwords
@@ -539,4 +539,10 @@ def revoke_consent(actor: Actor, consent_id: int, *, note: str | None, now: date
 
 def active_consent(patient: Patient, kind: ConsentKind) -> Consent | None:
     return next((c for c in patient.consents if c.kind == kind and c.is_active), None)
+
+
+def consent_in_force(patient_id, kind: ConsentKind):
+    """`active_consent` as a column of a query: whether the patient `patient_id` (a column) has
+    consent of `kind` in force."""
+    return exists().where(Consent.patient_id == patient_id, Consent.kind == kind, Consent.revoked_at.is_(None))
 

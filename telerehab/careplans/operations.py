@@ -7,16 +7,17 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
-from telerehab.accounts.models import Clinic, Consent, Patient, User
+from telerehab.accounts.models import Clinic, Patient, User
 from telerehab.accounts.operations import (
     Actor,
     Page,
     active_consent,
     audit,
     audit_reads,
+    consent_in_force,
     hash_token,
     new_secret_token,
 )
@@ -830,8 +831,7 @@ def _plan_facts(episode: Episode, visits: list[Visit], recertified_until: date |
 
 
 # Whether the visit's patient has telehealth consent in force, as a column of a query over visits.
-_TELEHEALTH_CONSENT_OF_VISIT = exists().where(
-    Consent.patient_id == Visit.patient_id, Consent.kind == ConsentKind.TELEHEALTH, Consent.revoked_at.is_(None))
+_TELEHEALTH_CONSENT_OF_VISIT = consent_in_force(Visit.patient_id, ConsentKind.TELEHEALTH)
 
 
 def _alerts_for(episodes: list[Episode], *, now: datetime) -> dict[int, list[Alert]]:

@@ -329,12 +329,12 @@ _EPISODE_ORDER = (Episode.start_date.desc(), Episode.id.desc(), Program.version)
 
 
 def _group(rows) -> Candidates:
-    """(episode, program) rows, a version on one or more rows, as episodes with versions."""
+    """(episode, program) rows, one per version, as episodes with versions."""
     grouped: dict[Episode, list[Program]] = {}
     for episode, program in rows:
         if episode is not None:
             versions = grouped.setdefault(episode, [])
-            if program is not None and (not versions or versions[-1] is not program):
+            if program is not None:
                 versions.append(program)
     return list(grouped.items())
 

@@ -24,8 +24,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from telerehab.accounts import operations as accounts
-from telerehab.accounts.models import Clinic, Consent, Patient, User
-from telerehab.accounts.operations import SYSTEM, Actor, active_consent, audit, audit_entry
+from telerehab.accounts.models import Clinic, Patient, User
+from telerehab.accounts.operations import SYSTEM, Actor, active_consent, audit, audit_entry, consent_in_force
 from telerehab.accounts.policy import Permission, clinic_scope, require_patient, require_permission
 from telerehab.accounts.rules import ConsentKind, normalise_phone
 from telerehab.careplans.models import Episode, EpisodeDiagnosis
@@ -197,8 +197,7 @@ def enqueue_daily_reminders(*, now: datetime) -> ReminderRun:
     """Job: queue one reminder per patient per local day, once the patient's reminder time has
     passed, for patients with an active episode and SMS consent who have not checked in that day.
     Keyed by patient and date, so any number of runs queue each reminder once."""
-    sms_consent = exists().where(Consent.patient_id == Patient.id, Consent.kind == ConsentKind.SMS,
-                                 Consent.revoked_at.is_(None))
+    sms_consent = consent_in_force(Patient.id, ConsentKind.SMS)
     active_episode = exists().where(Episode.patient_id == Patient.id, Episode.status == EpisodeStatus.ACTIVE)
     candidates = db.session.execute(
         select(Patient, PatientSmsSettings)

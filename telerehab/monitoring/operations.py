@@ -37,6 +37,7 @@ from telerehab.accounts.policy import (
     require_permission,
 )
 from telerehab.accounts.rules import CLINICAL_ROLES, ConsentKind, Role
+from telerehab.billing import rules as billing
 from telerehab.billing.rules import (
     CqAttribution,
     DeviceDos,
@@ -1371,8 +1372,6 @@ class PatientInputs:
 def patient_inputs(actor: Actor, patient_id: int, *, now: datetime) -> PatientInputs:
     """The patient's RPM periods and year-to-date therapy amounts, with their payer's policy (the
     organisation's settings for the patient's kind of payer, as the evaluation looks it up)."""
-    from telerehab.billing import rules as billing_rules
-
     patient = require_patient(actor.user, db.session.get(Patient, patient_id), Permission.VIEW_MONITORING)
     periods = list(db.session.scalars(select(RpmPeriod).where(RpmPeriod.patient_id == patient.id)
                                       .order_by(RpmPeriod.start_date.desc(), RpmPeriod.id.desc())))
@@ -1380,8 +1379,8 @@ def patient_inputs(actor: Actor, patient_id: int, *, now: datetime) -> PatientIn
                                       .order_by(TherapyAmount.year.desc())))
     policy = policy_of(_payer_row(patient.clinic.organisation_id, patient.payer_type))
     # The lines' own modifier rule decides, so the panel cannot disagree with what is billed.
-    kx_years = {amount.year for amount in amounts if billing_rules.THRESHOLD_MODIFIER in billing_rules.modifiers(
-        billing_rules.MANAGEMENT_FIRST_20, assistant_over_de_minimis=False, ytd_therapy_cents=amount.amount_cents,
+    kx_years = {amount.year for amount in amounts if billing.THRESHOLD_MODIFIER in billing.modifiers(
+        billing.MANAGEMENT_FIRST_20, assistant_over_de_minimis=False, ytd_therapy_cents=amount.amount_cents,
         policy=policy)}
     audit(actor, "list", "rpm_period", None, now=now, patient_id=patient.id,
           detail="ids=" + ",".join(str(p.id) for p in periods))
