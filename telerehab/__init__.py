@@ -83,6 +83,7 @@ def register_blueprints(app: Flask) -> None:
 
 def register_cli(app: Flask) -> None:
     from telerehab.accounts import cli as accounts_cli
+    from telerehab.billing.cli import claims_cli
     from telerehab.jobs.cli import scheduler_cli
     from telerehab.monitoring.cli import rtm_cli
     from telerehab.video.cli import media_worker
@@ -91,4 +92,5 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(accounts_cli.seed_demo)
     app.cli.add_command(scheduler_cli)
     app.cli.add_command(rtm_cli)
+    app.cli.add_command(claims_cli)
     app.cli.add_command(media_worker)

@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import io
-import logging
 import re
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-import pyx12.params
-import pyx12.x12n_document
 
-from telerehab.accounts.rules import npi_check_digit
 from telerehab.billing.x12 import (
     Address,
     Batch,
@@ -37,10 +32,7 @@ from telerehab.billing.x12 import (
     split_claim,
     write_837p,
 )
-
-
-def npi(first_nine: str) -> str:
-    return first_nine + str(npi_check_digit(first_nine))
+from tests.x12_support import npi, pyx12_errors
 
 
 def wrong_check_digit(value: str) -> str:
@@ -88,25 +80,6 @@ def make_claim(line_count: int = 3, **changes) -> Claim:
                   diagnoses=("M54.50", "M25.561"), lines=tuple(make_line(i) for i in range(line_count)),
                   rendering=THERAPIST, place_of_service="11")
     return dataclasses.replace(claim, **changes)
-
-
-def pyx12_errors(text: str) -> list[str]:
-    """pyx12's x12n validation (what `x12valid` runs), on the text in memory: [] when it passes."""
-    messages: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record):
-            messages.append(record.getMessage())
-
-    logger = logging.getLogger("pyx12")
-    handler = Collect(level=logging.WARNING)
-    logger.addHandler(handler)
-    try:
-        ok = pyx12.x12n_document.x12n_document(param=pyx12.params.params(), src_file=io.StringIO(text),
-                                               fd_997=io.StringIO(), fd_html=None)
-    finally:
-        logger.removeHandler(handler)
-    return [] if ok and not messages else messages or ["pyx12: Failure"]
 
 
 def written(batch: Batch, claims: list[Claim]) -> str:

@@ -88,6 +88,12 @@ class Patient(db.Model):
     payer_type: Mapped[str] = mapped_column(String(30))
     payer_name: Mapped[str | None] = mapped_column(String(200))
     member_id: Mapped[str | None] = mapped_column(String(40))
+    # The home address: a claim's subscriber (the patient) needs it (837P loop 2010BA N3/N4).
+    address_line1: Mapped[str | None] = mapped_column(String(55))
+    address_line2: Mapped[str | None] = mapped_column(String(55))
+    city: Mapped[str | None] = mapped_column(String(30))
+    state: Mapped[str | None] = mapped_column(String(2))
+    postal_code: Mapped[str | None] = mapped_column(String(9))  # 5 or 9 digits, no dash
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

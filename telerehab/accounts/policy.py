@@ -60,6 +60,10 @@ class Permission(StrEnum):
     # sees them; a patient sees their own trends. Recording (and marking stills) is for PT and PTA.
     VIEW_ASSESSMENTS = "view_assessments"
     RECORD_ASSESSMENTS = "record_assessments"
+    # The billing workbench: review, hold and approve lines, export and correct claims, the fee
+    # schedule and claim settings. A therapist sees only where their own patients' lines stand.
+    MANAGE_BILLING = "manage_billing"
+    VIEW_OWN_BILLING_STATUS = "view_own_billing_status"
 
 
 _ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -69,6 +73,7 @@ _ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.MANAGE_CARE_SETTINGS, Permission.MANAGE_USERS, Permission.MANAGE_CLINICS,
         Permission.VIEW_AUDIT_LOG, Permission.VIEW_EXERCISE_LIBRARY, Permission.VIEW_PROGRAM,
         Permission.VIEW_CHECKINS, Permission.VIEW_MONITORING, Permission.RECORD_THERAPY_AMOUNT,
+        Permission.MANAGE_BILLING,
     }),
     Role.THERAPIST: frozenset({
         Permission.JOIN_VIDEO_VISITS, Permission.RUN_VIDEO_VISITS, Permission.VIEW_RECORDINGS,
@@ -80,6 +85,7 @@ _ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.COSIGN_NOTES, Permission.VIEW_EXERCISE_LIBRARY, Permission.MANAGE_EXERCISES,
         Permission.VIEW_PROGRAM, Permission.EDIT_PROGRAM, Permission.RECORD_CHECKIN,
         Permission.VIEW_CHECKINS, Permission.VIEW_MESSAGES, Permission.SEND_MESSAGES,
+        Permission.VIEW_OWN_BILLING_STATUS,
     }),
     Role.ASSISTANT: frozenset({
         Permission.JOIN_VIDEO_VISITS, Permission.RUN_VIDEO_VISITS, Permission.VIEW_RECORDINGS,
@@ -95,7 +101,7 @@ _ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     # Visits, charges and data days; never notes, nor texts.
     Role.BILLING: frozenset({
         Permission.VIEW_PATIENT, Permission.VIEW_EPISODE, Permission.VIEW_VISITS, Permission.VIEW_CHECKINS,
-        Permission.VIEW_MONITORING, Permission.RECORD_THERAPY_AMOUNT,
+        Permission.VIEW_MONITORING, Permission.RECORD_THERAPY_AMOUNT, Permission.MANAGE_BILLING,
     }),
     # A patient's own records only; scoping below makes "own" true.
     Role.PATIENT: frozenset({

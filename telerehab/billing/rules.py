@@ -10,8 +10,10 @@ agree on (the 2/16 day bands, the 10/20/40 minute tiers, the 10% de minimis) are
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import date, timedelta
 from enum import StrEnum
+
+from telerehab.accounts.rules import member_id_problem, npi_problem
 
 
 class MonitoredSystem(StrEnum):
@@ -201,3 +203,293 @@ def management_service_date(month_end: date, threshold_met: date | None, policy:
 
 def setup_service_date(setup_date: date, threshold_met: date, policy: RtmPolicy) -> date:
     return threshold_met if policy.setup_dos == SetupDos.THRESHOLD_MET_DATE else setup_date
+
+
+# ---------------------------------------------------------------- workbench: line statuses and holds
+
+
+class LineStatus(StrEnum):
+    READY = "ready"
+    HELD = "held"
+    APPROVED = "approved"
+    EXPORTED = "exported"
+    SUBMITTED = "submitted"
+    PAID = "paid"
+    DENIED = "denied"
+    VOID = "void"
+    WITHDRAWN = "withdrawn"  # the engine no longer bills it (its RTM line became not billable) before approval
+
+
+OPEN_STATUSES = frozenset({LineStatus.READY, LineStatus.HELD})  # collection may still refresh these from their source
+LIVE_STATUSES = frozenset(LineStatus) - {LineStatus.VOID, LineStatus.WITHDRAWN}
+
+TRANSITIONS: dict[LineStatus, frozenset[LineStatus]] = {
+    LineStatus.READY: frozenset({LineStatus.APPROVED, LineStatus.HELD, LineStatus.WITHDRAWN}),
+    LineStatus.HELD: frozenset({LineStatus.READY, LineStatus.APPROVED, LineStatus.WITHDRAWN}),
+    LineStatus.APPROVED: frozenset({LineStatus.READY, LineStatus.HELD, LineStatus.EXPORTED}),
+    # exported -> approved: the batch was cancelled before it reached the payer.
+    LineStatus.EXPORTED: frozenset({LineStatus.APPROVED, LineStatus.SUBMITTED, LineStatus.VOID}),
+    LineStatus.SUBMITTED: frozenset({LineStatus.PAID, LineStatus.DENIED, LineStatus.VOID}),
+    LineStatus.DENIED: frozenset({LineStatus.SUBMITTED, LineStatus.VOID}),
+    LineStatus.PAID: frozenset({LineStatus.VOID}),
+    LineStatus.VOID: frozenset(),
+    LineStatus.WITHDRAWN: frozenset({LineStatus.READY, LineStatus.HELD}),
+}
+
+
+
+
+def transition_problem(current: str, new: str) -> str | None:
+    """Why a line cannot go from `current` to `new`, or None. Staying in the same status is not a
+    transition (a re-hold, or a release that leaves other holds): callers skip the check then."""
+    for value in (current, new):
+        if value not in frozenset(LineStatus):  # a StrEnum member equals and hashes as its value
+            return f"{value!r} is not a line status."
+    if current == new:
+        return f"Line is already {current}."
+    if LineStatus(new) not in TRANSITIONS[LineStatus(current)]:
+        return f"A line that is {current} cannot become {new}."
+    return None
+
+
+class LineAction(StrEnum):
+    """What billing staff do to selected lines on the workbench."""
+
+    APPROVE = "approve"
+    HOLD = "hold"
+    RELEASE = "release"
+    UNAPPROVE = "unapprove"
+    MARK_SUBMITTED = "mark_submitted"
+    MARK_PAID = "mark_paid"
+    MARK_DENIED = "mark_denied"
+
+
+ACTION_RESULT: dict[LineAction, LineStatus] = {
+    LineAction.APPROVE: LineStatus.APPROVED,
+    LineAction.HOLD: LineStatus.HELD,
+    LineAction.RELEASE: LineStatus.READY,
+    LineAction.UNAPPROVE: LineStatus.READY,
+    LineAction.MARK_SUBMITTED: LineStatus.SUBMITTED,
+    LineAction.MARK_PAID: LineStatus.PAID,
+    LineAction.MARK_DENIED: LineStatus.DENIED,
+}
+
+# The statuses each action starts from, and how a clerk reads that rule.
+_ACTION_FROM: dict[LineAction, tuple[frozenset[LineStatus], str]] = {
+    LineAction.APPROVE: (frozenset({LineStatus.READY, LineStatus.HELD}), "approve only lines that are ready"),
+    LineAction.HOLD: (frozenset({LineStatus.READY, LineStatus.HELD, LineStatus.APPROVED}),
+                      "hold only lines that are ready or approved"),
+    LineAction.RELEASE: (frozenset({LineStatus.HELD}), "release only lines that are held"),
+    LineAction.UNAPPROVE: (frozenset({LineStatus.APPROVED}), "unapprove only lines that are approved"),
+    LineAction.MARK_SUBMITTED: (frozenset({LineStatus.EXPORTED, LineStatus.DENIED}),
+                                "mark as submitted only lines that are exported (or denied, to resubmit)"),
+    LineAction.MARK_PAID: (frozenset({LineStatus.SUBMITTED}), "mark as paid only lines that are submitted"),
+    LineAction.MARK_DENIED: (frozenset({LineStatus.SUBMITTED}), "mark as denied only lines that are submitted"),
+}
+
+
+def action_problem(action: str, status: str, *, holds: int) -> str | None:
+    """Why billing staff cannot apply `action` to a line in `status`, or None.
+
+    `holds` counts the line's blocking holds: every hold but the manual one (see `line_holds`).
+    A line held only by hand is approved directly; a blocking hold must be resolved first.
+    Holding a held line again is allowed (it updates the reason); releasing clears only the manual
+    hold, so it is allowed while other holds remain (the line then stays held).
+    """
+    if action not in frozenset(LineAction):
+        return f"{action!r} is not a workbench action."
+    if status not in frozenset(LineStatus):
+        return f"{status!r} is not a line status."
+    allowed, rule = _ACTION_FROM[LineAction(action)]
+    if LineStatus(status) not in allowed:
+        return f"Line is {status}: {rule}."
+    if action == LineAction.APPROVE and holds > 0:
+        if holds == 1:
+            return "Line has a hold that blocks billing: release it first, then approve."
+        return f"Line has {holds} holds that block billing: release them first, then approve."
+    return None
+
+
+class HoldKind(StrEnum):
+    MANUAL = "manual"
+    ENGINE = "engine"
+    CERTIFICATION = "certification"
+    NOTE_SIGNATURE = "note_signature"
+    CONSENT = "consent"
+    RENDERING_NPI = "rendering_npi"
+    MEMBER_ID = "member_id"
+    ADDRESS = "address"  # the patient's postal address: the 837P's subscriber loop requires it
+    DIAGNOSIS = "diagnosis"
+    FEE = "fee"
+    SELF_PAY = "self_pay"
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Why a line cannot be billed yet, and what would release it."""
+
+    kind: HoldKind
+    reason: str  # why, in a sentence
+    release: str  # what would release it, in a sentence naming the page or action
+
+
+@dataclass(frozen=True)
+class CertificationPeriod:
+    """The plan of care's certification, or a recertification."""
+
+    start: date
+    end: date
+    signed_on: date | None  # the physician's (or NPP's) signature date
+
+
+@dataclass(frozen=True)
+class ConsentSpan:
+    granted_on: date  # local dates
+    revoked_on: date | None  # the day it was revoked: no longer in force that day
+
+
+@dataclass(frozen=True)
+class LineFacts:
+    """What the holds of one billable line depend on."""
+
+    source: str  # "rtm" or "visit"
+    code: str
+    service_from: date
+    service_to: date
+    payer_type: str  # medicare, medicare_advantage, medicaid, commercial, workers_comp, self_pay
+    member_id: str | None
+    diagnosis_count: int  # the episode's diagnoses
+    rendering_npi: str | None  # the rendering PT's NPI
+    certification_periods: tuple[CertificationPeriod, ...] = ()  # the plan of care's and its recertifications
+    consent_kind: str | None = None  # "rtm" / "telehealth" when the line needs consent, else None
+    consents: tuple[ConsentSpan, ...] = ()  # every grant of that kind for the patient
+    awaiting_cosign: bool = False  # visit note signed by an assistant, co-signature required and missing
+    engine_hold: str | None = None  # the RTM engine's hold reason (RPM overlap), None when it is ready
+    fee_cents: int | None = None  # the payer's fee for the code; None: no fee on the schedule
+    manual_hold: str | None = None  # billing staff's own hold reason
+    has_address: bool = True  # the patient's street, city, state and ZIP are all recorded
+
+
+SELF_PAY = "self_pay"
+MEDICARE = "medicare"
+CONSENT_NAMES = {"rtm": "remote therapeutic monitoring", "telehealth": "telehealth (video visits)"}
+
+
+def _days(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
+
+
+def _spans(days: list[date]) -> str:
+    """Sorted days as "2026-03-01 to 2026-03-05, 2026-03-09"."""
+    runs: list[list[date]] = []
+    for day in days:
+        if runs and day - runs[-1][-1] == timedelta(days=1):
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return ", ".join(f"{run[0]:%Y-%m-%d}" if len(run) == 1 else f"{run[0]:%Y-%m-%d} to {run[-1]:%Y-%m-%d}"
+                     for run in runs)
+
+
+def _certification_hold(facts: LineFacts) -> Hold | None:
+    """Every service day under a signed certification or recertification (an RTM period or month
+    may span a recertification, so the periods' union counts)."""
+    uncovered, unsigned = [], []
+    for day in _days(facts.service_from, facts.service_to):
+        covering = [p for p in facts.certification_periods if p.start <= day <= p.end]
+        if not covering:
+            uncovered.append(day)
+        elif all(p.signed_on is None for p in covering):
+            unsigned.append(day)
+    if not uncovered and not unsigned:
+        return None
+    reasons = []
+    if uncovered:
+        reasons.append(f"no Medicare plan of care certification or recertification covers {_spans(uncovered)}")
+    if unsigned:
+        reasons.append(f"the certification covering {_spans(unsigned)} is not signed by the physician yet")
+    reason = "; ".join(reasons)
+    return Hold(HoldKind.CERTIFICATION, reason[0].upper() + reason[1:] + ".",
+                f"Record the physician's signature date on the plan of care or a recertification covering "
+                f"{_spans(sorted(uncovered + unsigned))}, on the patient's plan of care page.")
+
+
+def _consent_hold(facts: LineFacts) -> Hold | None:
+    """One grant in force on every service day (RTM: the whole period or month; a video visit: its day)."""
+    if facts.consent_kind is None or any(
+            span.granted_on <= facts.service_from and (span.revoked_on is None or span.revoked_on > facts.service_to)
+            for span in facts.consents):
+        return None
+    name = CONSENT_NAMES.get(facts.consent_kind, facts.consent_kind)
+    dates = _spans(_days(facts.service_from, facts.service_to))
+    reason = (f"The patient's consent to {name} does not cover every service day ({dates})." if facts.consents
+              else f"The patient has no recorded consent to {name}.")
+    return Hold(HoldKind.CONSENT, reason,
+                f"Record the patient's consent to {name} on the patient's consent page, given on or before "
+                f"{facts.service_from:%Y-%m-%d} and not revoked through {facts.service_to:%Y-%m-%d}.")
+
+
+def manual_hold(reason: str) -> Hold:
+    """Billing staff's own hold, which they release on the workbench."""
+    return Hold(HoldKind.MANUAL, reason, "Release the hold on the billing workbench.")
+
+
+def line_holds(facts: LineFacts) -> list[Hold]:
+    """Every reason the line cannot be billed yet, one per failing check, in `HoldKind` order
+    (manual first, then the engine's, then the checks). No holds: the line is ready."""
+    holds: dict[HoldKind, Hold] = {}
+    if facts.manual_hold:
+        holds[HoldKind.MANUAL] = manual_hold(facts.manual_hold)
+    if facts.engine_hold:
+        holds[HoldKind.ENGINE] = Hold(
+            HoldKind.ENGINE, facts.engine_hold,
+            "End or correct the RPM period on the patient's RTM panel, or set the payer's RPM overlap policy to "
+            "\"allow\" on the payer settings page.")
+    # Medicare Part B only: therapy, RTM included, must be under a plan of care that a physician or
+    # NPP certified (rtm-billing-2026.md §2 "Plan of care"; clinical-assessments.md §6.1 cert_duration,
+    # recert). Other payers set their own authorisation rules, which this platform does not model.
+    if facts.payer_type == MEDICARE:
+        certification = _certification_hold(facts)
+        if certification:
+            holds[HoldKind.CERTIFICATION] = certification
+    if facts.awaiting_cosign:
+        holds[HoldKind.NOTE_SIGNATURE] = Hold(
+            HoldKind.NOTE_SIGNATURE,
+            "The visit note was signed by an assistant and still needs the supervising therapist's co-signature.",
+            "The supervising therapist co-signs the note on the visit's page.")
+    consent = _consent_hold(facts)
+    if consent:
+        holds[HoldKind.CONSENT] = consent
+    npi = facts.rendering_npi
+    npi_issue = "The rendering therapist has no NPI on file." if npi is None else (
+        f"The rendering therapist's NPI {npi} is not valid: {npi_problem(npi)}" if npi_problem(npi) else None)
+    if npi_issue:
+        holds[HoldKind.RENDERING_NPI] = Hold(HoldKind.RENDERING_NPI, npi_issue,
+                                             "Record the therapist's NPI on their staff profile.")
+    if facts.payer_type != SELF_PAY:
+        member_issue = member_id_problem(facts.payer_type, facts.member_id) or (
+            None if (facts.member_id or "").strip() else "The patient has no member id for this payer.")
+        if member_issue:
+            holds[HoldKind.MEMBER_ID] = Hold(
+                HoldKind.MEMBER_ID, member_issue,
+                "Record the patient's member id (the MBI for Medicare) on the patient's insurance details.")
+        if not facts.has_address:
+            holds[HoldKind.ADDRESS] = Hold(
+                HoldKind.ADDRESS, "The patient's postal address is incomplete: a claim needs street, city, state "
+                                  "and ZIP code.", "Complete the patient's address on the patient's details page.")
+    if facts.diagnosis_count == 0:
+        holds[HoldKind.DIAGNOSIS] = Hold(
+            HoldKind.DIAGNOSIS, "The episode has no diagnosis: a claim needs at least one ICD-10-CM code.",
+            "Add the diagnosis to the patient's plan of care.")
+    if facts.fee_cents is None:
+        holds[HoldKind.FEE] = Hold(HoldKind.FEE, f"The payer's fee schedule has no amount for {facts.code}.",
+                                   f"Add {facts.code} to the payer's fee schedule on the payer settings page.")
+    if facts.payer_type == SELF_PAY:
+        holds[HoldKind.SELF_PAY] = Hold(HoldKind.SELF_PAY, "The patient is self-pay: there is no claim to file.",
+                                        "Record the patient's insurance on their insurance details.")
+    return [holds[kind] for kind in HoldKind if kind in holds]
+
+
+def charge_cents(fee_cents: int | None, units: int) -> int | None:
+    """The line's charge: the payer's fee times the units; None while the fee is missing."""
+    return None if fee_cents is None else fee_cents * units

@@ -119,6 +119,17 @@ class PayerSettings(db.Model):
     rtm_rpm_overlap: Mapped[str] = mapped_column(String(10), default="hold", server_default="hold")
     rtm_place_of_service: Mapped[str] = mapped_column(String(2), default="11", server_default="11")
     kx_threshold_cents: Mapped[int] = mapped_column(default=248_000, server_default="248000")
+    # Claims (837P): the payer as the clearinghouse knows it (NM1*PR), who sends (ISA06, loop 1000A)
+    # and who receives (ISA08, loop 1000B), and whether the interchange is a test or production one.
+    claim_payer_name: Mapped[str | None] = mapped_column(String(60))
+    claim_payer_id: Mapped[str | None] = mapped_column(String(80))
+    submitter_name: Mapped[str | None] = mapped_column(String(60))
+    submitter_id: Mapped[str | None] = mapped_column(String(15))
+    submitter_contact_name: Mapped[str | None] = mapped_column(String(60))
+    submitter_contact_phone: Mapped[str | None] = mapped_column(String(10))
+    receiver_name: Mapped[str | None] = mapped_column(String(60))
+    receiver_id: Mapped[str | None] = mapped_column(String(15))
+    claim_usage: Mapped[str] = mapped_column(String(1), default="T", server_default="T")
 
     __table_args__ = (UniqueConstraint("organisation_id", "payer_type"),)
 

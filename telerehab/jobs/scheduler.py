@@ -64,6 +64,10 @@ JOBS = (
             daily_at_utc="07:30"),
     # Pain alerts and silences, for the triage inbox.
     JobSpec("raise_rtm_alerts", "telerehab.monitoring.operations:raise_alerts", 600, 600),
+    # The billing workbench: new RTM lines and signed visit services in, open lines refreshed.
+    JobSpec("collect_billing_lines", "telerehab.billing.operations:collect_all", 600, 600),
+    # Export batches queued on the workbench; the page polls their progress.
+    JobSpec("run_claim_exports", "telerehab.billing.operations:run_queued_exports", 5, 5),
 )
 
 
