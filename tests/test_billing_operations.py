@@ -25,6 +25,7 @@ from telerehab.monitoring.models import RtmBillableLine
 
 from .billing_support import APRIL_2, MONTH, collected, ready_for_claims, rtm_month, signed_visit
 from .conftest import make_user
+from .test_checkin_concurrency import THREADS, postgres, run_together, wide_pool_app  # noqa: F401 (fixture)
 from .test_monitoring_support import START, add_checkins, days_from
 from .x12_support import pyx12_errors
 
@@ -394,3 +395,26 @@ def test_flask_claims_export_writes_the_month_then_the_same_batch_again(app, db,
     bad = runner.invoke(args=["claims", "export", "--month", "2026-13", "--format", "csv", "--output",
                               str(tmp_path / "x.csv")])
     assert bad.exit_code == 2 and "YYYY-MM" in bad.output
+
+
+def test_simultaneous_exports_of_a_month_batch_each_line_once(postgres, world):  # noqa: F811
+    """PostgreSQL: 20 billers export the same month at once; the unique live-line index lets one
+    batch take the lines and the others are told why, never a 500 and never a line twice."""
+    ready_for_claims(world)
+    rtm_month(world)
+    approve_all(world, collected())
+    user_id = world.billing.id
+    with wide_pool_app(postgres) as app:
+        def export():
+            with app.app_context():
+                from telerehab.accounts.models import User
+
+                try:
+                    return len(billing.create_batches(Actor(db.session.get(User, user_id)), MONTH, now=APRIL_2))
+                except ValidationFailed:
+                    return 0
+
+        outcomes = run_together(export)
+    assert sorted(outcomes) == [0] * (THREADS - 1) + [1]
+    assert postgres.session.scalar(select(func.count(ExportBatchLine.id)).where(ExportBatchLine.live)) == len(
+        collected())

@@ -22,7 +22,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from telerehab.accounts.models import AuditEntry, Clinic, Consent, Organisation, Patient, User
 from telerehab.accounts.operations import SYSTEM, Actor, audit, audit_reads, audit_values
@@ -255,12 +256,15 @@ def collect_lines(*, now: datetime, organisation_id: int | None = None) -> Colle
     existing = {(line.source, line.rtm_line_id or line.service_line_id): line for line in db.session.scalars(
         select(BillingLine).where(or_(
             BillingLine.rtm_line_id.in_([c.source_id for c in rtm]),
-            BillingLine.service_line_id.in_([c.source_id for c in candidates if c.source == "visit"]))))}
+            BillingLine.service_line_id.in_([c.source_id for c in candidates if c.source == "visit"])))
+        .with_for_update())}  # locked: an approval meanwhile waits, and is seen below
     for candidate in candidates:
         episode = candidate.episode
         patient = patients[episode.patient_id]
         organisation_id_ = episode.clinic.organisation_id
         line = existing.get((candidate.source, candidate.source_id))
+        if line is not None and line.status not in _REFRESHABLE:
+            continue  # approved since the candidates were read: billing's now
         fee = fees.get((organisation_id_, patient.payer_type, candidate.code))
         facts = LineFacts(
             source=candidate.source, code=candidate.code, service_from=candidate.service_from,
@@ -665,8 +669,13 @@ def _queue_batches(actor: Actor, scoped, organisation_id: int, month: str, *, li
             created_by_id=actor.user.id if actor.user else None, created_at=now)
         db.session.add(batch)
         db.session.flush()
-        db.session.execute(insert(ExportBatchLine), [
-            {"batch_id": batch.id, "line_id": line.id, "live": True} for line in group])
+        try:
+            db.session.execute(insert(ExportBatchLine), [
+                {"batch_id": batch.id, "line_id": line.id, "live": True} for line in group])
+        except IntegrityError:
+            db.session.rollback()
+            raise ValidationFailed({"lines": [
+                "Another export took some of these lines a moment ago: reload the month and export again."]}) from None
         audit(actor, "create", "export_batch", batch.id, now=now,
               detail=f"month={month} payer={payer_type} lines={len(group)}")
         batches.append(batch)
@@ -1075,7 +1084,7 @@ def own_line_statuses(actor: Actor, month: str) -> list[BillingLine]:
     return list(db.session.scalars(select(BillingLine).join(Episode, Episode.id == BillingLine.episode_id).where(
         BillingLine.month == month, BillingLine.status != LineStatus.WITHDRAWN,
         or_(Episode.therapist_id == actor.user.id, BillingLine.rendering_id == actor.user.id),
-        and_(BillingLine.organisation_id == actor.user.organisation_id)).order_by(
+        BillingLine.organisation_id == actor.user.organisation_id).order_by(
         BillingLine.patient_id, BillingLine.service_to, BillingLine.code)))
 
 
