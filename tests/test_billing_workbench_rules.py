@@ -39,9 +39,9 @@ ALLOWED_TRANSITIONS = {
     ("held", "ready"), ("held", "approved"), ("held", "withdrawn"),
     ("approved", "ready"), ("approved", "held"), ("approved", "exported"),
     ("exported", "approved"), ("exported", "submitted"), ("exported", "void"),
-    ("submitted", "paid"), ("submitted", "denied"), ("submitted", "void"),
-    ("denied", "submitted"), ("denied", "void"),
-    ("paid", "void"),
+    ("submitted", "paid"), ("submitted", "denied"), ("submitted", "void"), ("submitted", "exported"),
+    ("denied", "submitted"), ("denied", "void"), ("denied", "exported"),
+    ("paid", "void"), ("paid", "exported"),
     ("withdrawn", "ready"), ("withdrawn", "held"),
 }
 

@@ -480,6 +480,10 @@ def apply_action(actor: Actor, line_ids: Sequence[int], action: str, *, reason: 
             continue
         lines.append(line)
     new_status = ACTION_RESULT[action]
+    if action == LineAction.APPROVE:  # approving a line held by hand settles that hold
+        for line in lines:
+            line.manual_hold = None
+            line.holds = [hold for hold in line.holds if hold["kind"] != HoldKind.MANUAL]
     if action == LineAction.HOLD:
         for line in lines:
             line.manual_hold = reason

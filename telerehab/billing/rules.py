@@ -229,14 +229,14 @@ TRANSITIONS: dict[LineStatus, frozenset[LineStatus]] = {
     LineStatus.APPROVED: frozenset({LineStatus.READY, LineStatus.HELD, LineStatus.EXPORTED}),
     # exported -> approved: the batch was cancelled before it reached the payer.
     LineStatus.EXPORTED: frozenset({LineStatus.APPROVED, LineStatus.SUBMITTED, LineStatus.VOID}),
-    LineStatus.SUBMITTED: frozenset({LineStatus.PAID, LineStatus.DENIED, LineStatus.VOID}),
-    LineStatus.DENIED: frozenset({LineStatus.SUBMITTED, LineStatus.VOID}),
-    LineStatus.PAID: frozenset({LineStatus.VOID}),
+    # A claim sent, paid or denied is corrected by a replacement claim (its lines exported again) or
+    # a void (their end).
+    LineStatus.SUBMITTED: frozenset({LineStatus.PAID, LineStatus.DENIED, LineStatus.VOID, LineStatus.EXPORTED}),
+    LineStatus.DENIED: frozenset({LineStatus.SUBMITTED, LineStatus.VOID, LineStatus.EXPORTED}),
+    LineStatus.PAID: frozenset({LineStatus.VOID, LineStatus.EXPORTED}),
     LineStatus.VOID: frozenset(),
     LineStatus.WITHDRAWN: frozenset({LineStatus.READY, LineStatus.HELD}),
 }
-
-
 
 
 def transition_problem(current: str, new: str) -> str | None:
