@@ -17,6 +17,15 @@ from telerehab.accounts.models import Organisation
 from telerehab.accounts.operations import SYSTEM, Actor
 from telerehab.accounts.rules import npi_check_digit
 from telerehab.assessments import operations as assessments
+from telerehab.billing import operations as billing
+from telerehab.billing.rules import (
+    DEVICE_CODES,
+    MANAGEMENT_EACH_20,
+    MANAGEMENT_FIRST_10,
+    MANAGEMENT_FIRST_20,
+    SETUP_CODE,
+    MonitoredSystem,
+)
 from telerehab.careplans import operations as careplans
 from telerehab.careplans.rules import last_certifiable_day
 from telerehab.exercises import operations as exercises
@@ -52,6 +61,32 @@ _EPISODES = [
     ("Neck pain", ["M54.2"], "Turn the head fully to check traffic while driving"),
 ]
 _ALPHA = "ACDEFGHJKMNPQRTUVWXY"
+# Home streets and ZIP codes near each clinic (by its state), for the patients' addresses on claims.
+_HOME_AREAS = {
+    "IL": (["N Clark St", "W Belmont Ave", "N Milwaukee Ave", "S Halsted St", "W Addison St", "N Lincoln Ave"],
+           ["60614", "60618", "60625", "60640", "60647", "60657"]),
+    "MA": (["Tremont St", "Beacon St", "Dorchester Ave", "Centre St", "Columbus Ave", "Boylston St"],
+           ["02115", "02116", "02118", "02127", "02130", "02135"]),
+}
+# What the claims of each payer type carry (837P): the payer, the practice as submitter, and the
+# clearinghouse that receives the files. Test interchanges (T) until the practice goes live.
+_SUBMITTER = dict(submitter_name="Riverbend Physical Therapy", submitter_id="RIVERBENDPT01",
+                  submitter_contact_name="Blair Biller", submitter_contact_phone="3125550100",
+                  receiver_name="Lakeshore Claims Exchange", receiver_id="LAKESHORECX", claim_usage="T")
+_CLAIM_PAYERS = {
+    "medicare": dict(claim_payer_name="Medicare Part B IL", claim_payer_id="06102"),
+    "commercial": dict(claim_payer_name="Blue Cross", claim_payer_id="BCBS1"),
+}
+# The fee schedule, per unit in cents (2026): every RTM code the engine bills for musculoskeletal
+# monitoring, and the PT evaluation and treatment codes of a visit. Commercial pays above Medicare.
+_MEDICARE_FEES = {
+    SETUP_CODE: 2200, **dict(zip(DEVICE_CODES[MonitoredSystem.MUSCULOSKELETAL], (2300, 4500), strict=True)),
+    MANAGEMENT_FIRST_10: 2600, MANAGEMENT_FIRST_20: 5000, MANAGEMENT_EACH_20: 4000,
+    "97161": 10500, "97162": 10500, "97163": 10500, "97164": 7200,
+    "97110": 3000, "97112": 3500, "97116": 3000, "97140": 2800, "97530": 3600, "97535": 3300,
+}
+_FEES = {"medicare": _MEDICARE_FEES,
+         "commercial": {code: amount * 5 // 4 for code, amount in _MEDICARE_FEES.items()}}
 
 
 def fake_npi(rng: random.Random) -> str:
@@ -62,6 +97,18 @@ def fake_npi(rng: random.Random) -> str:
 def fake_mbi(rng: random.Random) -> str:
     a, d = (lambda: rng.choice(_ALPHA)), (lambda: rng.choice("0123456789"))
     return f"{rng.choice('123456789')}{a()}{a()}{d()}{a()}{a()}{d()}{a()}{a()}{d()}{d()}"
+
+
+def home_address(clinic, index: int, rng: random.Random) -> dict[str, str | None]:
+    """A plausible home in the clinic's city: some with an apartment, some with ZIP+4."""
+    streets, zip_codes = _HOME_AREAS[clinic.state]
+    zip_code = rng.choice(zip_codes)
+    return {
+        "address_line1": f"{rng.randrange(100, 5000)} {rng.choice(streets)}",
+        "address_line2": f"Apt {rng.randrange(1, 30)}{rng.choice('ABCD')}" if index % 4 == 1 else None,
+        "city": clinic.city, "state": clinic.state,
+        "postal_code": f"{zip_code}{rng.randrange(10_000):04d}" if index % 2 else zip_code,
+    }
 
 
 def load_demo(*, patient_count: int, now: datetime) -> list[tuple[str, str]] | None:
@@ -86,6 +133,10 @@ def load_demo(*, patient_count: int, now: datetime) -> list[tuple[str, str]] | N
     therapists_by_clinic = {c.id: [u for u in users.values() if u.role == "therapist" and u.clinic_id == c.id]
                             for c in clinics}
     logins = [(u, r) for u, _, r, _ in _STAFF]
+    for payer_type, payer in _CLAIM_PAYERS.items():
+        billing.set_claim_settings(Actor(users["billing"]), payer_type, {**payer, **_SUBMITTER}, now=now)
+        billing.set_fees(Actor(users["billing"]), payer_type, _FEES[payer_type], now=now)
+    addresses = random.Random(7)  # its own stream: the draws below stay those the demo always had
     today = now.date()
     for index in range(patient_count):
         clinic = clinics[index % len(clinics)]
@@ -101,11 +152,14 @@ def load_demo(*, patient_count: int, now: datetime) -> list[tuple[str, str]] | N
             "payer_type": "medicare" if medicare else "commercial",
             "payer_name": "Medicare Part B" if medicare else "Blue Cross",
             "member_id": fake_mbi(rng) if medicare else f"XJH{rng.randrange(10**8):08d}",
+            **home_address(clinic, index, addresses),
         }, now=now)
-        for kind in ("telehealth", "rtm", "sms"):
-            accounts.record_consent(Actor(therapist), patient.id, kind, method="written", note=None, now=now)
         title, codes, goal = _EPISODES[index % len(_EPISODES)]
         start = today - timedelta(days=rng.randrange(0, 80))
+        # Consent is given at the evaluation, before the first visit or data day it covers.
+        consented = datetime.combine(start, time(8), ZoneInfo(clinic.timezone))
+        for kind in ("telehealth", "rtm", "sms"):
+            accounts.record_consent(Actor(therapist), patient.id, kind, method="written", note=None, now=consented)
         discharged = index % 10 == 9
         episode = careplans.create_episode(Actor(therapist), patient.id, {
             "title": title, "start_date": start, "frequency_per_week": rng.choice([2, 2, 3]),
@@ -113,7 +167,8 @@ def load_demo(*, patient_count: int, now: datetime) -> list[tuple[str, str]] | N
             "goals": [{"description": goal, "target_date": start + timedelta(weeks=8)}],
             "certification_start": start, "certification_end": last_certifiable_day(start),
             "certifying_physician_name": "Dr. Robin Hale, MD", "certifying_physician_npi": fake_npi(rng),
-            "certification_signed_on": start + timedelta(days=rng.randrange(1, 20)),
+            # One plan in eight still waits for the physician's signature: its Medicare lines are held.
+            "certification_signed_on": None if index % 8 == 4 else start + timedelta(days=rng.randrange(1, 20)),
             "status": "discharged" if discharged else "active",
             "discharge_date": today if discharged else None,
             "discharge_reason": "goals_met" if discharged else None,
@@ -129,6 +184,8 @@ def load_demo(*, patient_count: int, now: datetime) -> list[tuple[str, str]] | N
             logins.append((username, "patient"))
     monitoring.evaluate(now=now)
     monitoring.raise_alerts(now=now)
+    # Billing staff find last month's RTM lines and visit charges on the workbench at once.
+    billing.collect_lines(now=now)
     return logins
 
 
@@ -187,7 +244,28 @@ def _plan_hybrid_visits(actor: Actor, episode, *, now: datetime) -> None:
             for status in steps:
                 careplans.change_visit_status(actor, visit.id, status, now=now)
             _measure_progress(actor, episode, visit, done)
+            _document(actor, visit, now=now)
             done += 1
+
+
+# What a visit of each kind billed: an evaluation (untimed) or timed treatment, by the 8-minute rule.
+DEMO_SERVICES = {
+    "initial_evaluation": [{"cpt_code": "97162", "minutes": 45}],
+    "progress": [{"cpt_code": "97164", "minutes": 20}, {"cpt_code": "97110", "minutes": 23}],
+    "treatment": [{"cpt_code": "97110", "minutes": 25}, {"cpt_code": "97140", "minutes": 15}],
+}
+
+
+def _document(actor: Actor, visit, *, now: datetime) -> None:
+    """The note and services of a visit held, signed: the charges billing staff then review."""
+    services = DEMO_SERVICES.get(visit.kind)
+    if not services:
+        return
+    careplans.set_services(actor, visit.id, services, now=now)
+    careplans.save_note(actor, visit.id, {
+        "subjective": "Reports less pain on stairs.", "objective": "See the measures recorded today.",
+        "assessment": "Progressing toward the goals.", "plan": "Continue the plan of care."}, now=now)
+    careplans.sign_note(actor, visit.id, now=now)
 
 
 def _measure_progress(actor: Actor, episode, visit, visits_done: int) -> None:

@@ -36,9 +36,11 @@ from telerehab.accounts.policy import (
     require_permission,
 )
 from telerehab.accounts.rules import (
+    ADDRESS_FIELDS,
     CLINICAL_ROLES,
     ConsentKind,
     Role,
+    address_gaps,
     member_id_problem,
     normalise_mbi,
     normalise_phone,
@@ -359,6 +361,7 @@ def user_for_token(token: str, *, now: datetime) -> User | None:
 
 # ---------------------------------------------------------------- patients
 
+# The patient's home address goes on claims (837P loop 2010BA, N3/N4): whole or not at all.
 def _patient_values(data: dict[str, Any], now: datetime) -> dict[str, Any]:
     """Normalised values; `data` holds the stored payer and member id under any changes."""
     born = data.get("date_of_birth")
@@ -371,6 +374,12 @@ def _patient_values(data: dict[str, Any], now: datetime) -> dict[str, Any]:
         values["phone"] = normalise_phone(values["phone"])
     if values.get("member_id") and values.get("payer_type") == "medicare":
         values["member_id"] = normalise_mbi(values["member_id"])
+    for name in ADDRESS_FIELDS:
+        if name in values:
+            values[name] = (values[name] or "").strip() or None
+    if values.get("postal_code"):
+        values["postal_code"] = values["postal_code"].replace("-", "")  # 5 or 9 digits, as claims carry it
+    field_errors(address_gaps(values))
     return values
 
 
@@ -403,7 +412,8 @@ def create_patient(actor: Actor, data: dict[str, Any], *, now: datetime) -> Pati
 
 def update_patient(actor: Actor, patient_id: int, data: dict[str, Any], *, now: datetime) -> Patient:
     patient = require_patient(actor.user, db.session.get(Patient, patient_id), Permission.EDIT_PATIENT)
-    values = _patient_values({"payer_type": patient.payer_type, "member_id": patient.member_id, **data}, now)
+    stored = {name: getattr(patient, name) for name in ("payer_type", "member_id", *ADDRESS_FIELDS)}
+    values = _patient_values({**stored, **data}, now)
     _check_patient_links(actor, values)
     changed = sorted(k for k, v in values.items() if getattr(patient, k) != v)
     for key in changed:

@@ -202,3 +202,19 @@ def throttle_verdict(
         return ThrottleVerdict(allowed=True)
     oldest_counted = recent[-max_failures]
     return ThrottleVerdict(allowed=False, retry_after=oldest_counted + window - now)
+
+
+# ---------------------------------------------------------------- home address
+
+ADDRESS_FIELDS = ("address_line1", "address_line2", "city", "state", "postal_code")
+REQUIRED_ADDRESS_FIELDS = ("address_line1", "city", "state", "postal_code")
+
+
+def address_gaps(values: dict) -> dict[str, str]:
+    """Field -> message for each required part of an address that is missing when another part is
+    given (absent, None and blank count as not given). No part at all is no address: no gaps."""
+    given = {name for name in ADDRESS_FIELDS if isinstance(values.get(name), str) and values[name].strip()}
+    if not given:
+        return {}
+    return {name: "A home address needs a first line, city, state and ZIP code: give this one too."
+            for name in REQUIRED_ADDRESS_FIELDS if name not in given}

@@ -6,6 +6,7 @@ from telerehab.accounts.rules import (
     ConsentKind,
     Role,
     Sex,
+    address_gaps,
     known_timezones,
     member_id_problem,
     npi_problem,
@@ -23,6 +24,21 @@ PHONE_DOC = {"pattern": r"^\+[1-9][0-9]{6,14}$", "description": "E.164, e.g. +15
 NPI_DOC = {"pattern": r"^[12][0-9]{9}$", "description": "10-digit NPI with a valid check digit"}
 TIMEZONE_DOC = {"enum": sorted(known_timezones()), "description": "IANA name, e.g. America/Chicago"}
 
+# USPS codes of the states, DC and the territories (N402 takes no other).
+US_STATE_CODES = frozenset((
+    "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "DC", "FL", "GA", "HI", "ID", "IL", "IN", "IA", "KS",
+    "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM", "NY", "NC",
+    "ND", "OH", "OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA", "WV", "WI", "WY",
+    "AS", "GU", "MP", "PR", "VI",
+))
+POSTAL_CODE_PATTERN = r"^[0-9]{5}(-?[0-9]{4})?$"
+
+
+def _claim_text(min_length: int, max_length: int) -> list:
+    # * ~ : ^ separate elements, segments, components and repetitions in X12: in a value they would
+    # break the claim file, so they are refused here rather than at export.
+    return [validate.Length(min=min_length, max=max_length), validate.Regexp(
+        r"^[^*~:^\x00-\x1f]*$", error="Write this without * ~ : ^ or line breaks: claim files use them as separators.")]
 
 
 class PatientWriteSchema(Schema):
@@ -41,6 +57,22 @@ class PatientWriteSchema(Schema):
     payer_type = fields.String(required=True, validate=validate.OneOf(PAYER_TYPES))
     payer_name = fields.String(allow_none=True, validate=validate.Length(max=200))
     member_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=40))
+    address_line1 = fields.String(allow_none=True, validate=_claim_text(1, 55))
+    address_line2 = fields.String(allow_none=True, validate=_claim_text(0, 55))
+    city = fields.String(allow_none=True, validate=_claim_text(2, 30))
+    state = fields.String(allow_none=True, validate=validate.OneOf(
+        sorted(US_STATE_CODES), error="Give the USPS code in capitals, e.g. IL (a state, DC or a territory)."))
+    postal_code = fields.String(allow_none=True, validate=validate.Regexp(
+        POSTAL_CODE_PATTERN, error="A ZIP code is 5 digits, or ZIP+4: 62701-1234 or 627011234."))
+
+    @validates_schema(skip_on_field_errors=False, pass_original=True)
+    def _address_whole_or_none(self, data, original_data, partial, **kwargs):
+        # The input as sent, so that a part refused for its format does not also count as missing.
+        if partial or not isinstance(original_data, dict):
+            return  # an update is checked against the stored address by the operation
+        gaps = address_gaps(original_data)
+        if gaps:
+            raise ValidationError({name: [message] for name, message in gaps.items()})
 
     @validates_schema(skip_on_field_errors=False)
     def _medicare_needs_mbi(self, data, partial, **kwargs):

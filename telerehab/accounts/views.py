@@ -147,6 +147,7 @@ def patient_list():
 PATIENT_FIELDS = (
     "first_name", "last_name", "date_of_birth", "sex", "phone", "email", "timezone",
     "preferred_language", "clinic_id", "primary_therapist_id", "payer_type", "payer_name", "member_id",
+    "address_line1", "address_line2", "city", "state", "postal_code",
 )
 
 
