@@ -37,6 +37,7 @@ bench: install
 	$(BIN)/python bench/rtm.py
 	$(BIN)/python bench/video.py
 	$(BIN)/python bench/exports.py
+	$(BIN)/python bench/export_db.py
 
 clean:
 	rm -rf $(VENV) instance/*.sqlite3 .pytest_cache .ruff_cache

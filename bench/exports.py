@@ -15,6 +15,7 @@ Printed, each against a baseline measured in the same run (best of BENCH_EXPORT_
   the code down), and the output size.
 
 Set BENCH_EXPORT_VALIDATE=1 to also time pyx12's validation of the 837P (slow; what CI pays).
+The same month exported through the billing workbench, on a database: bench/export_db.py.
 """
 
 from __future__ import annotations
@@ -150,6 +151,17 @@ def report(label: str, run: Callable[[], str], baseline_label: str, baseline: Ca
     print(f"  ratio: {ours / base:.1f}x the baseline's time, {ours_mem / base_mem:.1f}x its peak memory")
 
 
+def pyx12_seconds(text: str) -> str:
+    """pyx12's verdict on an 837P and how long it took."""
+    import pyx12.params
+    import pyx12.x12n_document
+
+    start = time.perf_counter()
+    ok = pyx12.x12n_document.x12n_document(param=pyx12.params.params(), src_file=io.StringIO(text),
+                                           fd_997=io.StringIO(), fd_html=None)
+    return f"{'OK' if ok else 'FAILED'} in {time.perf_counter() - start:.1f} s"
+
+
 def main() -> None:
     batch, claims = month_close()
     lines = sum(len(claim.lines) for claim in claims)
@@ -163,13 +175,7 @@ def main() -> None:
     report("CSV write_claim_csv", lambda: write_claim_csv(batch, claims), "csv.writer over prebuilt rows",
            lambda: bare_csv(rows))
     if VALIDATE:
-        import pyx12.params
-        import pyx12.x12n_document
-
-        start = time.perf_counter()
-        ok = pyx12.x12n_document.x12n_document(param=pyx12.params.params(), src_file=io.StringIO(text),
-                                               fd_997=io.StringIO(), fd_html=None)
-        print(f"pyx12 validation of the 837P: {'OK' if ok else 'FAILED'} in {time.perf_counter() - start:.1f} s")
+        print(f"pyx12 validation of the 837P: {pyx12_seconds(text)}")
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ def register_blueprints(app: Flask) -> None:
     from telerehab.accounts import views as accounts_views
     from telerehab.assessments import api as assessments_api
     from telerehab.assessments import views as assessments_views
+    from telerehab.billing import views as billing_views
     from telerehab.careplans import api as careplans_api
     from telerehab.careplans import views as careplans_views
     from telerehab.exercises import api as exercises_api
@@ -72,6 +73,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(exercises_views.bp)
     app.register_blueprint(messaging_views.bp)
     app.register_blueprint(monitoring_views.bp)
+    app.register_blueprint(billing_views.bp)
     app.register_blueprint(assessments_views.bp)  # loads and checks protocols/: a broken file stops here
     video_views.init_app(app)
     api.register_blueprint(accounts_api.blp)

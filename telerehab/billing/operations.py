@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 
 from telerehab.accounts.models import AuditEntry, Clinic, Consent, Organisation, Patient, User
 from telerehab.accounts.operations import SYSTEM, Actor, audit, audit_reads, audit_values
@@ -139,11 +140,16 @@ class _Candidate:
     consent_kind: str | None = None
 
 
+# What a candidate reads of its episode, loaded in one query each rather than once per line.
+_EPISODE_PARTS = (selectinload(Episode.therapist), selectinload(Episode.patient), selectinload(Episode.clinic))
+
+
 def _rtm_candidates(organisation_id: int | None) -> tuple[list[_Candidate], list[int]]:
     """Billable RTM lines not yet on the workbench or still open there, and the ids of workbench lines
     whose RTM line the engine no longer bills."""
     query = (select(RtmBillableLine, Episode)
              .join(Episode, Episode.id == RtmBillableLine.episode_id)
+             .options(*_EPISODE_PARTS)
              .outerjoin(BillingLine, BillingLine.rtm_line_id == RtmBillableLine.id)
              .where(RtmBillableLine.code.is_not(None),
                     or_(BillingLine.id.is_(None), BillingLine.status.in_(_REFRESHABLE))))
@@ -167,6 +173,8 @@ def _visit_candidates(organisation_id: int | None, cosign_required: dict[int, bo
     workbench or still open there."""
     query = (select(ServiceLine, Visit, VisitNote)
              .join(Visit, Visit.id == ServiceLine.visit_id)
+             .options(selectinload(Visit.clinic), selectinload(Visit.clinician),
+                      selectinload(Visit.episode).options(*_EPISODE_PARTS))
              .join(VisitNote, VisitNote.visit_id == Visit.id)
              .outerjoin(BillingLine, BillingLine.service_line_id == ServiceLine.id)
              .where(Visit.status == VisitStatus.COMPLETED, VisitNote.signed_at.is_not(None), ServiceLine.units > 0,
@@ -419,34 +427,36 @@ class ActionResult:
     refused: dict[int, str] = field(default_factory=dict)  # line id -> why
 
 
-def _mirror_to_rtm(lines: list[BillingLine]) -> None:
+def _rtm_status(status: str, holds: list[dict]) -> str:
     """An RTM line carries billing's status from approval on, which freezes it against the engine and
     shows the therapist where it stands; back to ready or held, it is the engine's again."""
-    by_status: dict[str, list[int]] = defaultdict(list)
-    for line in lines:
-        if line.rtm_line_id is None:
-            continue
-        if line.status in OPEN_STATUSES:
-            engine_held = any(hold["kind"] == HoldKind.ENGINE for hold in line.holds)
-            by_status[ENGINE_HELD if engine_held else ENGINE_READY].append(line.rtm_line_id)
-        else:
-            by_status[line.status].append(line.rtm_line_id)
-    for status, ids in by_status.items():
-        for chunk in _in_chunks(ids):
-            db.session.execute(update(RtmBillableLine).where(RtmBillableLine.id.in_(chunk)).values(status=status))
+    if status not in OPEN_STATUSES:
+        return status
+    return ENGINE_HELD if any(hold["kind"] == HoldKind.ENGINE for hold in holds) else ENGINE_READY
 
 
 def _set_status(actor: Actor, lines: list[BillingLine], status: str, *, now: datetime, action: str,
-                detail: str | None = None) -> None:
-    """Move `lines` to `status` (each move already checked), mirror RTM lines and audit each one, in
-    the caller's transaction."""
+                detail: str | None = None, changes: dict[int, dict] | None = None) -> None:
+    """Move `lines` to `status` (each move already checked) with any other `changes` per line id,
+    mirror RTM lines and audit each one, in the caller's transaction. One executemany UPDATE keyed by
+    id, not an ORM flush per object (a month is thousands of lines): the loaded objects are left as
+    they were until the commit expires them, so callers change lines only through here."""
+    if not lines:
+        return
+    changes = changes or {}
+    by = actor.user.id if actor.user else None
+    db.session.execute(update(BillingLine), [
+        {"id": line.id, "status": status, "status_changed_at": now, "status_changed_by_id": by, "updated_at": now,
+         **changes.get(line.id, {})} for line in lines])
+    mirrored: dict[str, list[int]] = defaultdict(list)
     for line in lines:
-        line.status, line.status_changed_at, line.updated_at = status, now, now
-        line.status_changed_by_id = actor.user.id if actor.user else None
-    _mirror_to_rtm(lines)
-    if lines:
-        db.session.execute(insert(AuditEntry), [
-            audit_values(actor, action, "billing_line", line.id, now, line.patient_id, detail) for line in lines])
+        if line.rtm_line_id is not None:
+            mirrored[_rtm_status(status, changes.get(line.id, {}).get("holds", line.holds))].append(line.rtm_line_id)
+    for rtm_status, ids in mirrored.items():
+        for chunk in _in_chunks(ids, 5000):
+            db.session.execute(update(RtmBillableLine).where(RtmBillableLine.id.in_(chunk)).values(status=rtm_status))
+    db.session.execute(insert(AuditEntry), [
+        audit_values(actor, action, "billing_line", line.id, now, line.patient_id, detail) for line in lines])
 
 
 def apply_action(actor: Actor, line_ids: Sequence[int], action: str, *, reason: str | None = None,
@@ -465,7 +475,7 @@ def apply_action(actor: Actor, line_ids: Sequence[int], action: str, *, reason: 
     result = ActionResult()
     lines = []
     found: dict[int, BillingLine] = {}
-    for chunk in _in_chunks(sorted(set(line_ids))):
+    for chunk in _in_chunks(sorted(set(line_ids)), 5000):
         found.update((line.id, line) for line in db.session.scalars(_billing_scope(
             actor, select(BillingLine).where(BillingLine.id.in_(chunk))).with_for_update()))
     for line_id in sorted(set(line_ids)):
@@ -479,27 +489,24 @@ def apply_action(actor: Actor, line_ids: Sequence[int], action: str, *, reason: 
             result.refused[line_id] = problem
             continue
         lines.append(line)
-    new_status = ACTION_RESULT[action]
-    if action == LineAction.APPROVE:  # approving a line held by hand settles that hold
-        for line in lines:
-            line.manual_hold = None
-            line.holds = [hold for hold in line.holds if hold["kind"] != HoldKind.MANUAL]
+    changes: dict[int, dict] = {}
     if action == LineAction.HOLD:
-        for line in lines:
-            line.manual_hold = reason
-            line.holds = _with_manual_hold(line.holds, reason)
-    elif action == LineAction.RELEASE:
-        for line in lines:
-            line.manual_hold = None
-            line.holds = [hold for hold in line.holds if hold["kind"] != HoldKind.MANUAL]
-        still_held = [line for line in lines if line.holds]
-        _set_status(actor, still_held, LineStatus.HELD, now=now, action="release_hold")
+        changes = {line.id: {"manual_hold": reason, "holds": _with_manual_hold(line.holds, reason)} for line in lines}
+    elif action in (LineAction.APPROVE, LineAction.RELEASE):  # approving a line held by hand settles that hold
+        changes = {line.id: {"manual_hold": None, "holds": _without_manual_hold(line.holds)} for line in lines}
+    if action == LineAction.RELEASE:  # a line with other holds stays held for them
+        still_held = [line for line in lines if changes[line.id]["holds"]]
+        _set_status(actor, still_held, LineStatus.HELD, now=now, action="release_hold", changes=changes)
         result.changed.extend(line.id for line in still_held)
-        lines = [line for line in lines if not line.holds]
-    _set_status(actor, lines, new_status, now=now, action=action.value, detail=reason)
+        lines = [line for line in lines if not changes[line.id]["holds"]]
+    _set_status(actor, lines, ACTION_RESULT[action], now=now, action=action.value, detail=reason, changes=changes)
     result.changed = sorted(result.changed + [line.id for line in lines])
     db.session.commit()
     return result
+
+
+def _without_manual_hold(holds: list[dict]) -> list[dict]:
+    return [hold for hold in holds if hold["kind"] != HoldKind.MANUAL]
 
 
 def _hold_json(hold: Hold) -> dict:
@@ -507,8 +514,7 @@ def _hold_json(hold: Hold) -> dict:
 
 
 def _with_manual_hold(holds: list[dict], reason: str) -> list[dict]:
-    return [_hold_json(manual_hold(reason))] + [
-        h for h in holds if h["kind"] != HoldKind.MANUAL]
+    return [_hold_json(manual_hold(reason)), *_without_manual_hold(holds)]
 
 
 def add_note(actor: Actor, line_id: int, text: str, *, now: datetime) -> BillingLineNote:
@@ -781,8 +787,9 @@ def run_export(batch_id: int, *, now: datetime) -> ExportBatch:
     batch = db.session.get(ExportBatch, batch_id)
     if claimed.rowcount == 0:
         return batch
+    lines: list[BillingLine] = []
+    assembled: list[claim_rules.AssembledClaim] = []
     try:
-        lines = []
         ids = [line_id for (line_id,) in db.session.execute(select(ExportBatchLine.line_id).where(
             ExportBatchLine.batch_id == batch.id).order_by(ExportBatchLine.line_id))]
         for chunk in _in_chunks(ids, EXPORT_CHUNK):
@@ -800,7 +807,7 @@ def run_export(batch_id: int, *, now: datetime) -> ExportBatch:
         x12_sha = _write_file(storage_path(batch, "837p"), x12.write_837p(header, claims))
         csv_sha = _write_file(storage_path(batch, "csv"), write_claim_csv(header, claims))
     except x12.ClaimDataError as error:
-        message = _explain(error, batch, [item.claim for item in assembled] if "assembled" in locals() else [])
+        message = _explain(error, batch, [item.claim for item in assembled])
         db.session.rollback()
         return _fail_batch(batch_id, error.field, message, now=now)
     claim_of = {line_id: number for item in assembled for line_id, number in zip(item.line_ids, item.claim_numbers,
@@ -810,12 +817,12 @@ def run_export(batch_id: int, *, now: datetime) -> ExportBatch:
     batch.claim_count = len({number for number in claim_of.values()})
     batch.total_cents = sum(line.charge_cents or 0 for line in lines)
     batch.status, batch.finished_at, batch.progress_done = "ready", now, len(lines)
-    for line in lines:
-        line.claim_number = claim_of[line.id]
-    for batch_line in db.session.scalars(select(ExportBatchLine).where(ExportBatchLine.batch_id == batch.id)):
-        batch_line.claim_number = claim_of[batch_line.line_id]
+    db.session.execute(update(ExportBatchLine), [
+        {"id": batch_line_id, "claim_number": claim_of[line_id]} for batch_line_id, line_id in db.session.execute(
+            select(ExportBatchLine.id, ExportBatchLine.line_id).where(ExportBatchLine.batch_id == batch.id))])
     final = LineStatus.VOID if batch.frequency == x12.Frequency.VOID else LineStatus.EXPORTED
-    _set_status(SYSTEM, lines, final, now=now, action="export", detail=f"batch={batch.reference}")
+    _set_status(SYSTEM, lines, final, now=now, action="export", detail=f"batch={batch.reference}",
+                changes={line_id: {"claim_number": number} for line_id, number in claim_of.items()})
     audit(SYSTEM, "export", "export_batch", batch.id, now=now, detail=f"claims={batch.claim_count} lines={len(lines)}")
     db.session.commit()
     return batch
@@ -918,10 +925,8 @@ def cancel_batch(actor: Actor, batch_id: int, *, now: datetime) -> ExportBatch:
         raise ValidationFailed({"batch": [f"{len(sent)} of its lines are already {sent[0].status}: the batch "
                                           "was sent; correct its claims instead."]})
     exported = [line for line in lines if line.status == LineStatus.EXPORTED]
-    for line in exported:
-        line.claim_number = None
     _set_status(actor, exported, LineStatus.APPROVED, now=now, action="batch_cancelled",
-                detail=f"batch={batch.reference}")
+                detail=f"batch={batch.reference}", changes={line.id: {"claim_number": None} for line in exported})
     db.session.execute(update(ExportBatchLine).where(ExportBatchLine.batch_id == batch.id).values(live=False))
     batch.status, batch.cancelled_at, batch.cancelled_by_id = "cancelled", now, actor.user.id
     audit(actor, "cancel", "export_batch", batch.id, now=now)

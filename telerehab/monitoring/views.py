@@ -46,7 +46,11 @@ ACTIVITY_LABELS = {Activity.DATA_REVIEW: "Data review", Activity.PROGRAM_CHANGE:
                    Activity.CARE_COORDINATION: "Care coordination"}
 CHANNEL_LABELS = {Channel.PHONE: "Phone", Channel.VIDEO: "Video", Channel.IN_PERSON: "In person"}
 STATUS_LABELS = {"ready": "Ready to bill", "held": "Held for review", "not_billable": "Not billable",
-                 "open": "Running"}
+                 "open": "Running",
+                 # From approval on, an RTM line carries billing's status.
+                 "approved": "Approved by billing", "exported": "Exported on a claim",
+                 "submitted": "Submitted to the payer", "paid": "Paid", "denied": "Denied by the payer",
+                 "void": "Voided"}
 RPM_SOURCE_LABELS = {"attestation": "Patient's or provider's attestation", "denial": "Claim denial",
                      "other": "Other"}
 # The forms on the panel for the patient-level inputs: a refused one keeps its fields apart from
