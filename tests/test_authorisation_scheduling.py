@@ -15,8 +15,8 @@ def _closure(world, other=False):
 
 
 SCHEDULING_PAGE_CASES = [
-    Case("GET", "/admin/payers", lambda w: "/admin/payers", {"admin": 200}),
-    Case("POST", "/admin/payers", lambda w: "/admin/payers", {"admin": 302},
+    Case("GET", "/admin/payers", lambda w: "/admin/payers", {"admin": 200, "billing": 200}),
+    Case("POST", "/admin/payers", lambda w: "/admin/payers", {"admin": 302, "billing": 302},
          body=lambda w: {"modifier_95_medicare": "on"}),
     Case("GET", "/admin/clinics/<id:clinic_id>/scheduling", lambda w: f"/admin/clinics/{w.clinic.id}/scheduling",
          {"admin": 200}, other_path=lambda w: f"/admin/clinics/{w.foreign_clinic.id}/scheduling"),

@@ -439,9 +439,9 @@ def test_claim_settings_per_payer(client, world):
     assert (row.claim_payer_id, row.submitter_contact_phone, row.claim_usage) == ("00952", "3125550101", "T")
     html = page(client, "/billing/settings?payer_type=commercial")
     assert 'value="RIVER01"' in html and "Claim settings for commercial saved." in html
-    assert "an administrator sets them" in html  # billing staff do not reach the RTM policy page
-    switch_to(client, "admin")
-    assert 'href="/settings/rtm?payer_type=medicare"' in page(client, "/billing/settings")
+    assert 'href="/settings/rtm?payer_type=commercial"' in html  # the payer's RTM choices are billing's too
+    rtm_settings = page(client, "/settings/rtm?payer_type=commercial")
+    assert "rtm-alerts" not in rtm_settings  # the clinics' alert thresholds are the admin's
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [
@@ -472,6 +472,8 @@ def test_a_therapist_sees_their_patients_line_status_only(client, month):
     assert html.count("<tr><td data-label=\"Patient\">Ana Alvarez</td>") == 4
     assert ">Approved</span>" in html and ">Ready</span>" in html
     assert "$" not in html and "Billing status</a>" in html
+    panel = page(client, f"/episodes/{month.episode.id}/rtm")  # the RTM panel shows billing's status too
+    assert panel.count(">Approved by billing</span>") == 1 and ">Ready to bill</span>" in panel
     page(client, "/billing/status?month=2026-3", 422)
     switch_to(client, "therapist2")
     assert "No lines of 2026-03 for your patients." in page(client, f"/billing/status?month={MONTH}")

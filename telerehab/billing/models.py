@@ -167,6 +167,7 @@ class ExportBatchLine(db.Model):
     live: Mapped[bool] = mapped_column(Boolean)
 
     line: Mapped[BillingLine] = relationship()
+    batch: Mapped[ExportBatch] = relationship()
 
     __table_args__ = (
         Index("uq_export_batch_lines_live_line", "line_id", unique=True,

@@ -393,7 +393,8 @@ def workbench(actor: Actor, filters: Filters, *, page: int = 1, now: datetime) -
     total_lines = sum(t.lines for t in totals)
     pages = max(1, -(-total_lines // PAGE_SIZE))
     page = min(max(page, 1), pages)
-    lines = list(db.session.scalars(_filtered(actor, filters, select(BillingLine)).order_by(
+    lines = list(db.session.scalars(_filtered(actor, filters, select(BillingLine)).options(
+        selectinload(BillingLine.patient), selectinload(BillingLine.rendering)).order_by(
         BillingLine.patient_id, BillingLine.service_to, BillingLine.code, BillingLine.id).limit(PAGE_SIZE).offset(
         (page - 1) * PAGE_SIZE)))
     month_scope = _billing_scope(actor, select(BillingLine)).where(BillingLine.month == filters.month).subquery()
@@ -906,6 +907,11 @@ def list_batches(actor: Actor, *, month: str | None = None) -> list[ExportBatch]
     return list(db.session.scalars(query.order_by(ExportBatch.id.desc()).limit(200)))
 
 
+def batch_progress(actor: Actor, batch_id: int) -> ExportBatch:
+    """What the batch page polls for while the export job writes it: the batch row alone."""
+    return _batch_for(actor, batch_id)
+
+
 def batch_detail(actor: Actor, batch_id: int) -> tuple[ExportBatch, list[BillingLine]]:
     batch = _batch_for(actor, batch_id)
     return batch, _batch_lines(batch)
@@ -1017,6 +1023,11 @@ def _payer_settings(organisation_id: int, payer_type: str) -> PayerSettings | No
 
 
 # ================================================================ fee schedule and claim settings
+
+
+def billed_codes(actor: Actor) -> list[str]:
+    """Every code the organisation's lines carry, for the fee schedule's rows."""
+    return list(db.session.scalars(_billing_scope(actor, select(BillingLine.code).distinct())))
 
 
 def fee_schedule(actor: Actor) -> dict[str, dict[str, int]]:

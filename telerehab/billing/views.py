@@ -15,9 +15,8 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from marshmallow import ValidationError as MarshmallowValidationError
-from sqlalchemy import select
 
-from telerehab.accounts.policy import Permission, has_permission, require_permission
+from telerehab.accounts.policy import Permission, require_permission
 from telerehab.accounts.schemas import PAYER_TYPES
 from telerehab.billing import operations
 from telerehab.billing.models import BillingLine
@@ -44,7 +43,6 @@ from telerehab.billing.schemas import (
 )
 from telerehab.db_types import utc_now
 from telerehab.errors import ValidationFailed
-from telerehab.extensions import db
 from telerehab.web.forms import actor, form_errors, form_payload, load_form
 
 bp = Blueprint("billing", __name__, url_prefix="/billing", template_folder="templates", static_folder="static",
@@ -68,12 +66,6 @@ REFUSED_SHOWN = 20  # refused lines listed one by one after a bulk action; the r
 
 def dollars(cents: int | None) -> str:
     return "no fee" if cents is None else f"${cents // 100:,}.{cents % 100:02d}"
-
-
-@bp.app_context_processor
-def _navigation():
-    """base.html decides the nav entries by permission (the workbench; a therapist's own status)."""
-    return {"has_permission": has_permission, "Permission": Permission}
 
 
 @bp.context_processor
@@ -310,7 +302,7 @@ def batch(batch_id: int):
 @bp.route("/batches/<id:batch_id>/progress")
 @login_required
 def batch_progress(batch_id: int):
-    batch, _ = operations.batch_detail(actor(), batch_id)
+    batch = operations.batch_progress(actor(), batch_id)
     return jsonify(status=batch.status, done=batch.progress_done or 0, total=batch.line_count, error=batch.error)
 
 
@@ -374,9 +366,8 @@ def _payer_type() -> str:
 
 def _fee_codes(schedule: dict[str, dict[str, int]]) -> list[str]:
     """The rows of the fee table: the RTM codes, every code on the schedule and every code billed."""
-    billed = db.session.scalars(select(BillingLine.code).distinct().where(
-        BillingLine.organisation_id == current_user.organisation_id))
-    return sorted({*RTM_CODES, *(code for fees in schedule.values() for code in fees), *billed})
+    return sorted({*RTM_CODES, *(code for fees in schedule.values() for code in fees),
+                   *operations.billed_codes(actor())})
 
 
 def _claim_values(row) -> dict:
@@ -390,8 +381,7 @@ def _settings_page(*, errors: dict | None = None, status: int = 200, refused: st
     return render_template(
         "billing/settings.html", payer_type=payer_type, payer_types=PAYER_TYPES, codes=_fee_codes(schedule),
         fees=schedule.get(payer_type, {}), claim_values=_claim_values(operations.claim_settings(a).get(payer_type)),
-        errors=errors or {}, form=request.form if errors else {}, refused=refused,
-        can_set_policy=has_permission(current_user, Permission.MANAGE_CARE_SETTINGS)), status
+        errors=errors or {}, form=request.form if errors else {}, refused=refused), status
 
 
 @bp.route("/settings")

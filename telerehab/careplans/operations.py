@@ -1072,12 +1072,12 @@ def payer_wants_modifier_95(organisation_id: int, payer_type: str) -> bool:
 
 def payer_settings(actor: Actor) -> dict[str, bool]:
     """Payer type -> whether its telehealth lines carry modifier 95, for the actor's organisation."""
-    require_permission(actor.user, Permission.MANAGE_CARE_SETTINGS)
+    require_permission(actor.user, Permission.MANAGE_BILLING)  # a payer's choices: billing's, or the admin's
     return {payer_type: payer_wants_modifier_95(actor.user.organisation_id, payer_type) for payer_type in PAYER_TYPES}
 
 
 def set_payer_settings(actor: Actor, modifier_95: dict[str, bool], *, now: datetime) -> None:
-    require_permission(actor.user, Permission.MANAGE_CARE_SETTINGS)
+    require_permission(actor.user, Permission.MANAGE_BILLING)
     organisation_id = actor.user.organisation_id
     for payer_type in PAYER_TYPES:
         row = db.session.scalar(select(PayerSettings).where(

@@ -80,6 +80,8 @@ def _panel(episode_id: int, *, errors: dict | None = None, status: int = 200, re
         "monitoring/panel.html", rtm=rtm, episode=rtm.episode, patient=patient,
         errors=main_errors, form=request.form if main_errors else {}, clinicians=clinicians,
         activity_labels=ACTIVITY_LABELS, channel_labels=CHANNEL_LABELS, status_labels=STATUS_LABELS,
+        billing_status={(line.slot, line.period_key): line.status for line in rtm.lines
+                        if line.status not in operations.ENGINE_STATUSES},
         can_log=has_permission(current_user, Permission.LOG_MANAGEMENT_TIME),
         can_manage=has_permission(current_user, Permission.MANAGE_RTM_ENROLMENT),
         can_record_amount=has_permission(current_user, Permission.RECORD_THERAPY_AMOUNT),
@@ -256,7 +258,9 @@ def _settings_page(*, errors: dict | None = None, status: int = 200):
     if payer_type not in PAYER_TYPES:
         payer_type = "medicare"
     policy = operations.rtm_policy(a, payer_type)  # checks the permission first
-    clinics = account_operations.list_clinics(a)
+    # Alert thresholds are clinical settings (the admin's); billing staff see the payer's choices only.
+    clinics = account_operations.list_clinics(a) if has_permission(current_user, Permission.MANAGE_CARE_SETTINGS) \
+        else []
     clinic_id = request.values.get("clinic_id", type=int) or (clinics[0].id if clinics else None)
     return render_template(
         "monitoring/settings.html", payer_type=payer_type, payer_types=PAYER_TYPES,

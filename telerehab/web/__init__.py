@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Flask, Response, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from telerehab.accounts.policy import Permission, has_permission
 from telerehab.errors import DomainError
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
@@ -28,6 +29,8 @@ def init_app(app: Flask) -> None:
     app.after_request(_security_headers)
     app.jinja_env.filters["local"] = local_time
     app.jinja_env.globals["ROLE_HOME_TITLES"] = ROLE_HOME_TITLES
+    # Templates that show an entry only to those who may use it ask the policy, as views do.
+    app.jinja_env.globals.update(has_permission=has_permission, Permission=Permission)
 
 
 ROLE_HOME_TITLES = {
