@@ -3,11 +3,15 @@ completed visit with a signed note, then the workbench's collection."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from sqlalchemy import select
 
 from telerehab.accounts.operations import Actor
 from telerehab.billing import operations as billing
 from telerehab.billing.models import BillingLine
+from telerehab.billing.x12 import check_837p
 from telerehab.careplans import operations as careplans
 from telerehab.extensions import db
 from telerehab.monitoring import operations as monitoring
@@ -15,6 +19,7 @@ from telerehab.monitoring import operations as monitoring
 from .conftest import NOW
 from .test_monitoring_support import START, add_checkins, days_from, enrol
 from .test_visit_operations import visit_data
+from .x12_support import pyx12_errors
 
 APRIL_2 = NOW.replace(month=4, day=2)  # March's month and first period have closed
 MONTH = "2026-03"
@@ -72,3 +77,21 @@ def collected(now=APRIL_2) -> list[BillingLine]:
     db.session.expire_all()
     return list(db.session.scalars(select(BillingLine).order_by(BillingLine.service_to, BillingLine.code,
                                                                 BillingLine.id)))
+
+
+@pytest.fixture(autouse=True)
+def every_837p_written_passes_pyx12(app):
+    """Imported by each billing test module: after each test, every 837P the export wrote (or
+    rewrote) during it is validated by pyx12 and by our own checks."""
+    exports = Path(app.config["STORAGE_DIR"]) / "exports"
+
+    def stamps() -> dict[Path, int]:
+        return {path: path.stat().st_mtime_ns for path in exports.rglob("*.x12")}
+
+    before = stamps()
+    yield
+    for path, stamp in stamps().items():
+        if before.get(path) != stamp:
+            text = path.read_text()
+            assert pyx12_errors(text) == [], path
+            assert check_837p(text) == [], path

@@ -23,7 +23,15 @@ from telerehab.extensions import db
 from telerehab.monitoring import operations as monitoring
 from telerehab.monitoring.models import RtmBillableLine
 
-from .billing_support import APRIL_2, MONTH, collected, ready_for_claims, rtm_month, signed_visit
+from .billing_support import (  # noqa: F401 (an autouse fixture)
+    APRIL_2,
+    MONTH,
+    collected,
+    every_837p_written_passes_pyx12,
+    ready_for_claims,
+    rtm_month,
+    signed_visit,
+)
 from .conftest import make_user
 from .test_checkin_concurrency import THREADS, postgres, run_together, wide_pool_app  # noqa: F401 (fixture)
 from .test_monitoring_support import START, add_checkins, days_from
@@ -257,9 +265,11 @@ def test_the_same_batch_gives_the_same_file(db, world):
     first = billing.batch_file(Actor(world.billing), batch.id, "837p", now=APRIL_2)
     second = billing.batch_file(Actor(world.billing), batch.id, "837p", now=APRIL_2 + timedelta(days=3))
     assert first.data == second.data and hashlib.sha256(first.data).hexdigest() == batch.x12_sha256
-    billing.storage_path(batch, "837p").write_bytes(first.data.replace(b"CLM*", b"CLX*"))
+    stored = billing.storage_path(batch, "837p")
+    stored.write_bytes(first.data.replace(b"CLM*", b"CLX*"))
     with pytest.raises(ValidationFailed):  # a file changed in storage is not served
         billing.batch_file(Actor(world.billing), batch.id, "837p", now=APRIL_2)
+    stored.write_bytes(first.data)
 
 
 def test_a_line_is_in_one_live_batch_only(db, world):

@@ -19,6 +19,7 @@ from telerehab.careplans.models import PayerSettings
 from telerehab.extensions import db
 from telerehab.monitoring import operations as monitoring
 
+from .billing_support import every_837p_written_passes_pyx12  # noqa: F401 (an autouse fixture)
 from .conftest import NOW, login
 from .test_monitoring_pages import assert_csp_safe
 from .test_monitoring_support import START, add_checkins, days_from, enrol
