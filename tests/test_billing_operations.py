@@ -49,7 +49,8 @@ def approve_all(world, lines) -> None:
 
 def export_month(world, **kw) -> list[ExportBatch]:
     batches = billing.create_batches(Actor(world.billing), MONTH, now=APRIL_2, **kw)
-    assert billing.run_queued_exports(now=APRIL_2) == len(batches)
+    run = billing.run_queued_exports(now=APRIL_2)
+    assert run.ready + run.failed == len(batches)
     db.session.expire_all()
     return [db.session.get(ExportBatch, batch.id) for batch in batches]
 

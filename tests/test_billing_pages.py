@@ -302,7 +302,7 @@ def test_export_queues_a_batch_that_the_job_writes_and_the_page_serves(client, m
         "status": "queued", "done": 0, "total": 4, "error": None}
     assert client.get(f"/billing/batches/{batch.id}/download/837p").status_code == 422  # not written yet
 
-    assert billing.run_queued_exports(now=APRIL_2) == 1
+    assert billing.run_queued_exports(now=APRIL_2).ready == 1
     assert client.get(f"/billing/batches/{batch.id}/progress").get_json() == {
         "status": "ready", "done": 4, "total": 4, "error": None}
     html = page(client, f"/billing/batches/{batch.id}")

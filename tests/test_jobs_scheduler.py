@@ -42,11 +42,14 @@ def test_jobs_are_registered_with_their_settings(app):
     assert str(scheduler.timezone) == "UTC"
     registered = {job.id: job for job in scheduler.get_jobs()}
     assert set(registered) == {"deliver_outbox", "enqueue_daily_reminders", "evaluate_rtm_dirty",
-                               "evaluate_rtm_nightly", "raise_rtm_alerts"}
+                               "evaluate_rtm_nightly", "raise_rtm_alerts", "collect_billing_lines",
+                               "run_claim_exports", "prune_job_runs"}
     expected = {"deliver_outbox": (30, "telerehab.messaging.operations:deliver_due"),
                 "enqueue_daily_reminders": (300, "telerehab.messaging.operations:enqueue_daily_reminders"),
                 "evaluate_rtm_dirty": (300, "telerehab.monitoring.operations:evaluate_dirty"),
-                "raise_rtm_alerts": (600, "telerehab.monitoring.operations:raise_alerts")}
+                "raise_rtm_alerts": (600, "telerehab.monitoring.operations:raise_alerts"),
+                "collect_billing_lines": (600, "telerehab.billing.operations:collect_all"),
+                "run_claim_exports": (5, "telerehab.billing.operations:run_queued_exports")}
     for job_id, (seconds, function) in expected.items():
         job = registered[job_id]
         assert job.trigger.interval == timedelta(seconds=seconds)
@@ -159,8 +162,9 @@ def test_flask_scheduler_run_starts_the_scheduler_with_every_job(app, db, monkey
     monkeypatch.setattr(BlockingScheduler, "start", fake_start)
     result = app.test_cli_runner().invoke(args=["scheduler", "run"])
     assert result.exit_code == 0, result.output
-    assert started["jobs"] == ["deliver_outbox", "enqueue_daily_reminders", "evaluate_rtm_dirty",
-                               "evaluate_rtm_nightly", "raise_rtm_alerts"]
+    assert started["jobs"] == ["collect_billing_lines", "deliver_outbox", "enqueue_daily_reminders",
+                               "evaluate_rtm_dirty", "evaluate_rtm_nightly", "prune_job_runs", "raise_rtm_alerts",
+                               "run_claim_exports"]
     assert "job deliver_outbox: every 30 s" in result.output
     assert "job evaluate_rtm_nightly: daily at 07:30 UTC" in result.output
 

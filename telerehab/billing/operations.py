@@ -857,15 +857,23 @@ def _fail_batch(batch_id: int, field_name: str, message: str, *, now: datetime) 
     return batch
 
 
-def run_queued_exports(*, now: datetime) -> int:
+@dataclass
+class ExportRun:
+    ready: int = 0
+    failed: int = 0
+
+
+def run_queued_exports(*, now: datetime) -> ExportRun:
     """The scheduler's job: every queued batch, oldest first. Two runners never write one batch: the
     queued -> running step is a single conditional UPDATE."""
-    done = 0
+    run = ExportRun()
     for (batch_id,) in db.session.execute(select(ExportBatch.id).where(ExportBatch.status == "queued").order_by(
             ExportBatch.id)).all():
-        run_export(batch_id, now=now)
-        done += 1
-    return done
+        if run_export(batch_id, now=now).status == "failed":
+            run.failed += 1
+        else:
+            run.ready += 1
+    return run
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,8 @@ JOBS = (
     JobSpec("collect_billing_lines", "telerehab.billing.operations:collect_all", 600, 600),
     # Export batches queued on the workbench; the page polls their progress.
     JobSpec("run_claim_exports", "telerehab.billing.operations:run_queued_exports", 5, 5),
+    # Runs older than a month (failures: six months) are forgotten.
+    JobSpec("prune_job_runs", "telerehab.jobs.operations:prune_runs", 86400, 6 * 3600, daily_at_utc="08:15"),
 )
 
 
