@@ -115,7 +115,7 @@ def test_the_month_lists_every_line_with_its_holds_and_totals(client, month):
     assert_csp_safe(html)
     for line in lines:
         assert f'id="line-{line.id}"' in html
-        assert f'href="/billing/lines/{line.id}"' in html
+        assert f'href="/billing/lines/{line.id}?month={MONTH}"' in html
     total = sum(FEES[line.code] * line.units for line in lines)
     grand = re.search(r'<tr id="grand-total">(.*?)</tr>', html, re.S).group(1)
     assert f"<th class=\"amount\">{len(lines)}</th>" in grand
@@ -264,6 +264,21 @@ def test_notes_on_a_line(client, month):
     assert "add note" in html  # the history
     html = page(client, f"/billing/?month={MONTH}")
     assert re.search(rf'id="line-{device.id}".*?<td data-label="Notes">1</td>', html, re.S)
+
+
+def test_a_line_is_held_from_its_own_page_and_the_way_back_keeps_the_filters(client, month):
+    device = line_of("98977")
+    login(client, "billing")
+    html = page(client, f"/billing/lines/{device.id}?month={MONTH}&code=98977&bogus=1")
+    assert f'href="/billing/?month={MONTH}&amp;code=98977" id="back-to-workbench"' in html
+    assert "view billing" not in html  # reads are audited but not listed among the line's changes
+    response = post(client, "/billing/actions", {"month": MONTH, "code": "98977", "line": str(device.id),
+                                                 "from_line": str(device.id), "action": "hold",
+                                                 "reason": "Checking the period with the MAC"})
+    assert response.location.endswith(f"/billing/lines/{device.id}?month={MONTH}&code=98977")
+    html = page(client, response.location)
+    assert flashes(html) == ["1 line held."] and "Checking the period with the MAC" in html
+    assert ">hold</td>" in html  # the change is in the history
 
 
 def test_the_evidence_pack_of_a_patients_month_is_printable(client, month):

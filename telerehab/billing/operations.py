@@ -72,6 +72,7 @@ from telerehab.extensions import db
 from telerehab.monitoring.models import ManagementTimeEntry, RtmBillableLine, RtmEnrolment
 
 PAGE_SIZE = 200
+READ_ACTIONS = ("view_billing_line", "view_billing_evidence", "print_evidence_pack")
 EXPORT_CHUNK = 1000  # lines loaded between two progress reports
 ENGINE_READY, ENGINE_HELD = "ready", "held"
 
@@ -573,9 +574,10 @@ def _evidence(line: BillingLine) -> Evidence:
                 ManagementTimeEntry.id.in_(entry_ids)).order_by(ManagementTimeEntry.service_date,
                                                                 ManagementTimeEntry.id)))
     visit = db.session.get(Visit, line.visit_id) if line.visit_id else None
+    # The line's changes; reads are audited too, but listed here they would bury the changes.
     history = list(db.session.scalars(select(AuditEntry).where(
-        AuditEntry.record_type == "billing_line", AuditEntry.record_id == line.id).order_by(AuditEntry.at,
-                                                                                             AuditEntry.id)))
+        AuditEntry.record_type == "billing_line", AuditEntry.record_id == line.id,
+        AuditEntry.action.not_in(READ_ACTIONS)).order_by(AuditEntry.at, AuditEntry.id)))
     batches = list(db.session.scalars(select(ExportBatchLine).where(ExportBatchLine.line_id == line.id).order_by(
         ExportBatchLine.id)))
     return Evidence(

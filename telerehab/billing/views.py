@@ -61,6 +61,7 @@ BATCH_STATUS_LABELS = {"queued": "Queued", "running": "Writing", "ready": "Ready
                        "cancelled": "Cancelled"}
 FREQUENCY_LABELS = {"1": "Original", "7": "Replacement", "8": "Void"}
 RTM_CODES = sorted({SETUP_CODE, *DEVICE_SUPPLY_CODES, MANAGEMENT_FIRST_10, MANAGEMENT_FIRST_20, MANAGEMENT_EACH_20})
+FILTER_NAMES = ("month", "clinic", "therapist", "payer", "code", "status")
 REFUSED_SHOWN = 20  # refused lines listed one by one after a bulk action; the rest are counted
 
 
@@ -166,6 +167,9 @@ def bulk_action():
         flash(f"Line {line_id} refused: {why}", "error")
     if len(result.refused) > REFUSED_SHOWN:
         flash(f"… and {len(result.refused) - REFUSED_SHOWN} more refused lines.", "error")
+    if request.form.get("from_line", type=int):  # acted on from the line's own page: back there
+        return redirect(url_for("billing.line", line_id=request.form.get("from_line", type=int),
+                                **_filter_args(filters)))
     return redirect(url_for("billing.workbench", **_filter_args(filters), page=page))
 
 
@@ -212,10 +216,17 @@ def create_batches():
 # ---------------------------------------------------------------- a line's evidence
 
 
+def _workbench_args(values) -> dict:
+    """The workbench's filters a line page was opened with, so that its way back keeps them."""
+    return {name: values[name] for name in FILTER_NAMES if values.get(name)}
+
+
 def _evidence_page(line_id: int, *, errors: dict | None = None, status: int = 200):
     evidence = operations.line_evidence(actor(), line_id, now=utc_now())
+    back = _workbench_args(request.values) or {"month": evidence.line.month}
     return render_template("billing/line.html", evidence=evidence, line=evidence.line, patient=evidence.patient,
-                           errors=errors or {}, form=request.form if errors else {}), status
+                           back=back, action_labels=ACTION_LABELS, errors=errors or {},
+                           form=request.form if errors else {}), status
 
 
 @bp.route("/lines/<id:line_id>")
@@ -232,7 +243,7 @@ def add_note(line_id: int):
     except ValidationFailed as error:
         return _evidence_page(line_id, errors=error.errors, status=422)
     flash("Note added.", "success")
-    return redirect(url_for("billing.line", line_id=line_id))
+    return redirect(url_for("billing.line", line_id=line_id, **_workbench_args(request.form)))
 
 
 @bp.route("/evidence-pack")
