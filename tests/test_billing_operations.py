@@ -429,3 +429,102 @@ def test_simultaneous_exports_of_a_month_batch_each_line_once(postgres, world): 
     assert sorted(outcomes) == [0] * (THREADS - 1) + [1]
     assert postgres.session.scalar(select(func.count(ExportBatchLine.id)).where(ExportBatchLine.live)) == len(
         collected())
+
+
+# ---------------------------------------------------------------- the batch lifecycle's edges
+
+
+@pytest.mark.parametrize("action", ["hold", "unapprove"])
+def test_a_line_in_a_queued_batch_is_not_taken_back_under_it(db, world, action):
+    ready_for_claims(world)
+    rtm_month(world, minutes=0)
+    lines = collected()
+    approve_all(world, lines)
+    (batch,) = billing.create_batches(Actor(world.billing), MONTH, now=APRIL_2)
+    result = billing.apply_action(Actor(world.billing), [lines[0].id], action, reason="check", now=APRIL_2)
+    assert result.refused == {lines[0].id: f"Line is in export batch {batch.reference}: cancel the batch first."}
+    billing.run_queued_exports(now=APRIL_2)
+    assert {line.status for line in collected()} == {"exported"}
+
+
+def test_an_export_whose_lines_changed_meanwhile_fails_and_frees_them(db, world):
+    ready_for_claims(world)
+    rtm_month(world, minutes=0)
+    lines = collected()
+    approve_all(world, lines)
+    (batch,) = billing.create_batches(Actor(world.billing), MONTH, now=APRIL_2)
+    db.session.execute(update(BillingLine).where(BillingLine.id == lines[0].id).values(status="ready"))
+    db.session.commit()
+    billing.run_queued_exports(now=APRIL_2)
+    db.session.expire_all()
+    assert db.session.get(ExportBatch, batch.id).status == "failed"
+    assert "no longer approved" in db.session.get(ExportBatch, batch.id).error
+    assert not db.session.scalar(select(func.count(ExportBatchLine.id)).where(ExportBatchLine.live))
+
+
+def test_cancelling_an_old_failed_batch_leaves_the_lines_in_their_new_batch(db, world):
+    ready_for_claims(world)
+    rtm_month(world, minutes=0)
+    approve_all(world, collected())
+    world.patient.city = "X"
+    db.session.commit()
+    (failed,) = export_month(world)
+    world.patient.city = "Chicago"
+    db.session.commit()
+    (second,) = export_month(world)
+    billing.cancel_batch(Actor(world.billing), failed.id, now=APRIL_2)
+    lines = collected()
+    assert {line.status for line in lines} == {"exported"}
+    assert {line.claim_number for line in lines} == {f"{second.reference}-{world.patient.id}"}
+
+
+def test_a_corrected_batch_is_not_cancelled_and_a_claim_takes_one_correction_at_a_time(db, world):
+    ready_for_claims(world)
+    rtm_month(world, minutes=0)
+    approve_all(world, collected())
+    (batch,) = export_month(world)
+    billing.mark_batch_submitted(Actor(world.billing), batch.id, now=APRIL_2)
+    claim = collected()[0].claim_number
+    billing.correct_claim(Actor(world.billing), claim, "replace", payer_claim_number="ICN1", now=APRIL_2)
+    with pytest.raises(ValidationFailed) as refused:
+        billing.correct_claim(Actor(world.billing), claim, "void", payer_claim_number="ICN1", now=APRIL_2)
+    assert "still writing a correction" in str(refused.value)
+    billing.run_queued_exports(now=APRIL_2)
+    with pytest.raises(ValidationFailed):
+        billing.cancel_batch(Actor(world.billing), batch.id, now=APRIL_2)
+    with pytest.raises(NotFound):  # the claim now goes by the replacement's number
+        billing.correct_claim(Actor(world.billing), claim, "void", payer_claim_number="ICN1", now=APRIL_2)
+
+
+def test_an_export_that_crashes_fails_its_batch_and_a_stale_one_is_written_again(db, world, monkeypatch):
+    ready_for_claims(world)
+    rtm_month(world, minutes=0)
+    approve_all(world, collected())
+
+    def full_disk(path, text):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(billing, "_write_file", full_disk)
+    (batch,) = export_month(world)
+    assert batch.status == "failed" and "OSError" in batch.error
+    assert {line.status for line in collected()} == {"approved"}
+    monkeypatch.undo()
+    (again,) = billing.create_batches(Actor(world.billing), MONTH, now=APRIL_2)
+    db.session.execute(update(ExportBatch).where(ExportBatch.id == again.id).values(
+        status="running", started_at=APRIL_2 - timedelta(hours=1)))  # its runner was killed
+    db.session.commit()
+    assert billing.run_queued_exports(now=APRIL_2).ready == 1
+
+
+def test_a_cancelled_batch_is_never_served_and_a_downloaded_one_is_cancelled_only_if_not_sent(db, world):
+    ready_for_claims(world)
+    rtm_month(world, minutes=0)
+    approve_all(world, collected())
+    (batch,) = export_month(world)
+    file_text(world, batch)  # downloaded
+    with pytest.raises(ValidationFailed) as refused:
+        billing.cancel_batch(Actor(world.billing), batch.id, now=APRIL_2)
+    assert "not_sent" in refused.value.errors
+    billing.cancel_batch(Actor(world.billing), batch.id, not_sent=True, now=APRIL_2)
+    with pytest.raises(ValidationFailed):
+        file_text(world, batch)

@@ -42,6 +42,7 @@ def upgrade():
     sa.Column('csv_sha256', sa.String(length=64), nullable=True),
     sa.Column('created_by_id', sa.Integer(), nullable=True),
     sa.Column('created_at', telerehab.db_types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('started_at', telerehab.db_types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('finished_at', telerehab.db_types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('cancelled_at', telerehab.db_types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('cancelled_by_id', sa.Integer(), nullable=True),

@@ -137,6 +137,7 @@ class ExportBatch(db.Model):
     csv_sha256: Mapped[str | None] = mapped_column(String(64))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # None: the command line
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # by the export job: a stale one is retried
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancelled_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
@@ -150,8 +151,12 @@ class ExportBatch(db.Model):
 
     @property
     def reference(self) -> str:
-        """BHT03 and the prefix of every claim number: short, and unique because the id is."""
-        return f"TR{self.id:06d}"
+        return batch_reference(self.id)
+
+
+def batch_reference(batch_id: int) -> str:
+    """BHT03 and the prefix of every claim number: short, and unique because the id is."""
+    return f"TR{batch_id:06d}"
 
 
 class ExportBatchLine(db.Model):

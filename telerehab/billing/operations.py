@@ -9,13 +9,14 @@ work in one). A therapist sees the status of their own patients' lines, nothing 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from telerehab.billing.models import (
     ExportBatch,
     ExportBatchLine,
     Fee,
+    batch_reference,
 )
 from telerehab.billing.rules import (
     ACTION_RESULT,
@@ -71,9 +73,12 @@ from telerehab.errors import NotFound, ValidationFailed
 from telerehab.extensions import db
 from telerehab.monitoring.models import ManagementTimeEntry, RtmBillableLine, RtmEnrolment
 
+log = logging.getLogger(__name__)
+
 PAGE_SIZE = 200
 READ_ACTIONS = ("view_billing_line", "view_billing_evidence", "print_evidence_pack")
 EXPORT_CHUNK = 1000  # lines loaded between two progress reports
+STALE_EXPORT = timedelta(minutes=15)  # a batch running this long lost its runner
 ENGINE_READY, ENGINE_HELD = "ready", "held"
 
 
@@ -266,7 +271,7 @@ def collect_lines(*, now: datetime, organisation_id: int | None = None) -> Colle
         select(BillingLine).where(or_(
             BillingLine.rtm_line_id.in_([c.source_id for c in rtm]),
             BillingLine.service_line_id.in_([c.source_id for c in candidates if c.source == "visit"])))
-        .with_for_update())}  # locked: an approval meanwhile waits, and is seen below
+        .with_for_update().execution_options(populate_existing=True))}  # an approval meanwhile waits, and is seen
     for candidate in candidates:
         episode = candidate.episode
         patient = patients[episode.patient_id]
@@ -477,9 +482,15 @@ def apply_action(actor: Actor, line_ids: Sequence[int], action: str, *, reason: 
     result = ActionResult()
     lines = []
     found: dict[int, BillingLine] = {}
+    batched: dict[int, str] = {}  # an approved line a live batch holds is not taken back under it
     for chunk in _in_chunks(sorted(set(line_ids)), 5000):
         found.update((line.id, line) for line in db.session.scalars(_billing_scope(
-            actor, select(BillingLine).where(BillingLine.id.in_(chunk))).with_for_update()))
+            actor, select(BillingLine).where(BillingLine.id.in_(chunk))).with_for_update().execution_options(
+            populate_existing=True)))
+        if action in (LineAction.HOLD, LineAction.UNAPPROVE):
+            batched.update((line_id, batch_reference(batch_id)) for line_id, batch_id in db.session.execute(
+                select(ExportBatchLine.line_id, ExportBatchLine.batch_id).where(
+                    ExportBatchLine.line_id.in_(chunk), ExportBatchLine.live)))
     for line_id in sorted(set(line_ids)):
         line = found.get(line_id)
         if line is None:
@@ -487,6 +498,8 @@ def apply_action(actor: Actor, line_ids: Sequence[int], action: str, *, reason: 
             continue
         blocking = [hold for hold in line.holds if hold["kind"] != HoldKind.MANUAL]
         problem = action_problem(action, line.status, holds=len(blocking))
+        if problem is None and line_id in batched:
+            problem = f"Line is in export batch {batched[line_id]}: cancel the batch first."
         if problem:
             result.refused[line_id] = problem
             continue
@@ -767,10 +780,14 @@ def _claim_items(batch: ExportBatch, lines: list[BillingLine]) -> list[claim_rul
     return items
 
 
-def _batch_lines(batch: ExportBatch) -> list[BillingLine]:
-    return list(db.session.scalars(select(BillingLine).join(
-        ExportBatchLine, ExportBatchLine.line_id == BillingLine.id).where(
-        ExportBatchLine.batch_id == batch.id).order_by(BillingLine.id)))
+def _live_lines(batch: ExportBatch, *, lock: bool = False) -> list[BillingLine]:
+    """The lines the batch still holds: a cancelled or failed batch, or one a correction took over,
+    holds none of them any more."""
+    query = select(BillingLine).join(ExportBatchLine, ExportBatchLine.line_id == BillingLine.id).where(
+        ExportBatchLine.batch_id == batch.id, ExportBatchLine.live).order_by(BillingLine.id)
+    if lock:  # the rows as they are now, not as this session last saw them
+        query = query.with_for_update(of=BillingLine).execution_options(populate_existing=True)
+    return list(db.session.scalars(query))
 
 
 def _progress(batch_id: int, done: int) -> None:
@@ -785,20 +802,28 @@ def run_export(batch_id: int, *, now: datetime) -> ExportBatch:
     lines marked exported with their claim numbers. Data a claim cannot carry fails the batch with
     the field named and lets its lines go, so they can be mended and batched again."""
     claimed = db.session.execute(update(ExportBatch).where(
-        ExportBatch.id == batch_id, ExportBatch.status == "queued").values(status="running", progress_done=0))
+        ExportBatch.id == batch_id, ExportBatch.status == "queued").values(status="running", progress_done=0,
+                                                                            started_at=now))
     db.session.commit()
     batch = db.session.get(ExportBatch, batch_id)
     if claimed.rowcount == 0:
         return batch
     lines: list[BillingLine] = []
     assembled: list[claim_rules.AssembledClaim] = []
+    original = batch.frequency == x12.Frequency.ORIGINAL
     try:
         ids = [line_id for (line_id,) in db.session.execute(select(ExportBatchLine.line_id).where(
-            ExportBatchLine.batch_id == batch.id).order_by(ExportBatchLine.line_id))]
+            ExportBatchLine.batch_id == batch.id, ExportBatchLine.live).order_by(ExportBatchLine.line_id))]
         for chunk in _in_chunks(ids, EXPORT_CHUNK):
-            lines.extend(db.session.scalars(select(BillingLine).where(BillingLine.id.in_(chunk))))
             _progress(batch.id, len(lines) // 2)  # loading is about half the work
-        original = batch.frequency == x12.Frequency.ORIGINAL
+            lines.extend(db.session.scalars(select(BillingLine).where(BillingLine.id.in_(chunk)).with_for_update()
+                                            .execution_options(populate_existing=True)))
+        # Lines are held or unapproved only outside a live batch, so this is a last guard, not a path.
+        expected = (LineStatus.APPROVED,) if original else CORRECTABLE
+        strays = [line for line in lines if line.status not in expected]
+        if not lines or strays:
+            raise x12.ClaimDataError("lines", f"{len(strays)} of its lines are no longer {' or '.join(expected)}"
+                                     if strays else "it holds no lines any more")
         assembled = claim_rules.assemble_claims(
             batch.reference, _claim_items(batch, lines), frequency=x12.Frequency(batch.frequency),
             original_claim_number=None if original else batch.original_claim_number)
@@ -813,6 +838,12 @@ def run_export(batch_id: int, *, now: datetime) -> ExportBatch:
         message = _explain(error, batch, [item.claim for item in assembled])
         db.session.rollback()
         return _fail_batch(batch_id, error.field, message, now=now)
+    except Exception as error:  # a full disk, a lost connection: the lines must not stay stuck in it
+        log.exception("export of batch %s failed", batch_id)
+        db.session.rollback()
+        return _fail_batch(batch_id, "export", f"The export stopped ({type(error).__name__}); nothing was "
+                                               "written. Export the lines again; if it recurs, tell the administrator.",
+                           now=now)
     claim_of = {line_id: number for item in assembled for line_id, number in zip(item.line_ids, item.claim_numbers,
                                                                                  strict=True)}
     batch.interchange_control_number = control.id
@@ -869,6 +900,10 @@ def run_queued_exports(*, now: datetime) -> ExportRun:
     """The scheduler's job: every queued batch, oldest first. Two runners never write one batch: the
     queued -> running step is a single conditional UPDATE."""
     run = ExportRun()
+    # A runner killed mid-export (no exception to catch) left its batch running: write it again.
+    db.session.execute(update(ExportBatch).where(
+        ExportBatch.status == "running", ExportBatch.started_at < now - STALE_EXPORT).values(status="queued"))
+    db.session.commit()
     for (batch_id,) in db.session.execute(select(ExportBatch.id).where(ExportBatch.status == "queued").order_by(
             ExportBatch.id)).all():
         if run_export(batch_id, now=now).status == "failed":
@@ -893,7 +928,7 @@ def batch_file(actor: Actor, batch_id: int, file_format: str, *, now: datetime) 
 def _stored_file(actor: Actor, batch: ExportBatch, file_format: str, *, now: datetime) -> BatchFile:
     if file_format not in ("837p", "csv"):
         raise ValidationFailed({"format": ["Choose 837p or csv."]})
-    if batch.status != "ready" and not (batch.status == "cancelled" and batch.x12_sha256):
+    if batch.status != "ready":  # a cancelled batch's lines may be in a newer file: never both sent
         raise ValidationFailed({"batch": [f"Batch {batch.reference} is {batch.status}: there is no file to download."]})
     path = storage_path(batch, file_format)
     expected = batch.x12_sha256 if file_format == "837p" else batch.csv_sha256
@@ -922,24 +957,51 @@ def batch_progress(actor: Actor, batch_id: int) -> ExportBatch:
     return _batch_for(actor, batch_id)
 
 
-def batch_detail(actor: Actor, batch_id: int) -> tuple[ExportBatch, list[BillingLine]]:
+@dataclass
+class BatchDetail:
+    batch: ExportBatch
+    rows: list[ExportBatchLine]  # every line it ever held, with its claim number in this batch and whether it still does
+    downloaded: AuditEntry | None
+
+
+def batch_detail(actor: Actor, batch_id: int, *, now: datetime) -> BatchDetail:
     batch = _batch_for(actor, batch_id)
-    return batch, _batch_lines(batch)
+    rows = list(db.session.scalars(select(ExportBatchLine).where(ExportBatchLine.batch_id == batch.id).options(
+        selectinload(ExportBatchLine.line).selectinload(BillingLine.patient)).order_by(ExportBatchLine.line_id)))
+    audit_reads(actor, "view_billing_line", "billing_line", [(row.line_id, row.line.patient_id) for row in rows],
+                now=now)
+    return BatchDetail(batch, rows, downloaded(batch))
 
 
-def cancel_batch(actor: Actor, batch_id: int, *, now: datetime) -> ExportBatch:
+def downloaded(batch: ExportBatch) -> AuditEntry | None:
+    """The first download of the batch's files, if any: once downloaded, it may have been sent."""
+    return db.session.scalar(select(AuditEntry).where(
+        AuditEntry.record_type == "export_batch", AuditEntry.record_id == batch.id,
+        AuditEntry.action == "download").order_by(AuditEntry.at).limit(1))
+
+
+def cancel_batch(actor: Actor, batch_id: int, *, not_sent: bool = False, now: datetime) -> ExportBatch:
     """Withdraw a batch that was not sent: its lines go back to approved and out of it, so another batch
-    can take them. Its control number is spent, never reused. A batch with submitted lines stands."""
+    can take them. Its control number is spent, never reused. A batch with submitted lines stands, and
+    one whose file was downloaded is cancelled only when the clerk confirms it was `not_sent`."""
     batch = _batch_for(actor, batch_id)
     if batch.status not in ("queued", "ready", "failed"):
         raise ValidationFailed({"batch": [f"Batch {batch.reference} is {batch.status}: it cannot be cancelled."]})
     if batch.frequency != x12.Frequency.ORIGINAL:
         raise ValidationFailed({"batch": ["A correction batch stands once made; send a new correction instead."]})
-    lines = _batch_lines(batch)
+    lines = _live_lines(batch, lock=True)
+    if batch.status == "ready" and len(lines) < batch.line_count:
+        raise ValidationFailed({"batch": [f"Some of batch {batch.reference}'s claims were corrected since: it was "
+                                          "sent; correct its claims instead."]})
     sent = [line for line in lines if line.status not in (LineStatus.APPROVED, LineStatus.EXPORTED)]
-    if sent and batch.status != "failed":
+    if sent:
         raise ValidationFailed({"batch": [f"{len(sent)} of its lines are already {sent[0].status}: the batch "
                                           "was sent; correct its claims instead."]})
+    first_download = downloaded(batch)
+    if first_download is not None and not not_sent:
+        raise ValidationFailed({"not_sent": [
+            f"This batch's file was downloaded on {first_download.at:%Y-%m-%d %H:%M} UTC. Cancel it only if the "
+            "file was not sent to the clearinghouse; if it was, mark it submitted and correct its claims."]})
     exported = [line for line in lines if line.status == LineStatus.EXPORTED]
     _set_status(actor, exported, LineStatus.APPROVED, now=now, action="batch_cancelled",
                 detail=f"batch={batch.reference}", changes={line.id: {"claim_number": None} for line in exported})
@@ -955,7 +1017,7 @@ def mark_batch_submitted(actor: Actor, batch_id: int, *, now: datetime) -> Expor
     batch = _batch_for(actor, batch_id)
     if batch.status != "ready":
         raise ValidationFailed({"batch": [f"Batch {batch.reference} is {batch.status}: only a written batch is sent."]})
-    lines = [line for line in _batch_lines(batch) if line.status == LineStatus.EXPORTED]
+    lines = [line for line in _live_lines(batch, lock=True) if line.status == LineStatus.EXPORTED]
     _set_status(actor, lines, LineStatus.SUBMITTED, now=now, action="mark_submitted",
                 detail=f"batch={batch.reference}")
     db.session.commit()
@@ -982,9 +1044,14 @@ def correct_claim(actor: Actor, claim_number: str, kind: str, *, payer_claim_num
         raise ValidationFailed({"payer_claim_number": [
             "Give the payer's claim number (ICN) from the remittance: 1 to 50 letters, digits or dashes."]})
     lines = list(db.session.scalars(_billing_scope(actor, select(BillingLine)).where(
-        BillingLine.claim_number == claim_number).order_by(BillingLine.id)))
+        BillingLine.claim_number == claim_number).order_by(BillingLine.id).with_for_update().execution_options(
+        populate_existing=True)))
     if not lines:
         raise NotFound("No such claim.")
+    pending = _pending_batches([line.id for line in lines])
+    if pending:
+        raise ValidationFailed({"claim": [f"Batch {pending[0].reference} is still writing a correction of this "
+                                          "claim: wait for it, then correct the claim it writes."]})
     not_sent = [line for line in lines if line.status not in CORRECTABLE]
     if not_sent:
         raise ValidationFailed({"claim": [f"Line {not_sent[0].id} is {not_sent[0].status}: only exported, "
@@ -1011,6 +1078,9 @@ def correct_claim(actor: Actor, claim_number: str, kind: str, *, payer_claim_num
         {"batch_id": batch.id, "line_id": line.id, "live": True} for line in kept])
     for line in lines:
         line.payer_claim_number = payer_claim_number
+    db.session.execute(insert(AuditEntry), [
+        audit_values(actor, "correction_requested", "billing_line", line.id, now, line.patient_id,
+                     f"kind={kind} batch={batch.reference} payer_claim={payer_claim_number}") for line in kept])
     if removed:
         for line in removed:
             problem = transition_problem(line.status, LineStatus.VOID)
@@ -1025,6 +1095,14 @@ def correct_claim(actor: Actor, claim_number: str, kind: str, *, payer_claim_num
 
 
 CORRECTABLE = (LineStatus.EXPORTED, LineStatus.SUBMITTED, LineStatus.PAID, LineStatus.DENIED)
+
+
+def _pending_batches(line_ids: Sequence[int]) -> list[ExportBatch]:
+    """Batches not yet written (queued or running) that hold any of these lines."""
+    return list(db.session.scalars(select(ExportBatch).join(
+        ExportBatchLine, ExportBatchLine.batch_id == ExportBatch.id).where(
+        ExportBatchLine.line_id.in_(line_ids), ExportBatchLine.live,
+        ExportBatch.status.in_(("queued", "running"))).distinct().order_by(ExportBatch.id)))
 
 
 def _payer_settings(organisation_id: int, payer_type: str) -> PayerSettings | None:

@@ -291,17 +291,21 @@ def failure_hint(field: str | None) -> str:
 
 
 def _batch_page(batch_id: int, *, errors: dict | None = None, status: int = 200, correcting: str | None = None):
-    batch, lines = operations.batch_detail(actor(), batch_id)
+    detail = operations.batch_detail(actor(), batch_id, now=utc_now())
+    batch = detail.batch
     claims: dict[str, list[BillingLine]] = defaultdict(list)
-    for line in lines:
-        claims[line.claim_number or ""].append(line)
+    taken_over: dict[str, bool] = defaultdict(bool)  # a correction (or a later batch) holds some of its lines now
+    for row in detail.rows:
+        number = row.claim_number or ""  # the claim number in this batch, whatever the line carries now
+        claims[number].append(row.line)
+        taken_over[number] |= not row.live and batch.status == "ready"
     return render_template(
-        "billing/batch.html", batch=batch, claims=dict(sorted(claims.items())),
-        correctable={number: bool(number) and batch.status == "ready"
+        "billing/batch.html", batch=batch, claims=dict(sorted(claims.items())), taken_over=taken_over,
+        correctable={number: bool(number) and batch.status == "ready" and not taken_over[number]
                      and all(line.status in CORRECTABLE for line in claim_lines)
                      for number, claim_lines in claims.items()},
-        hint=failure_hint(batch.error_field), errors=errors or {}, form=request.form if errors else {},
-        correcting=correcting), status
+        downloaded=detail.downloaded, hint=failure_hint(batch.error_field), errors=errors or {},
+        form=request.form if errors else {}, correcting=correcting), status
 
 
 @bp.route("/batches/<id:batch_id>")
@@ -344,7 +348,8 @@ def mark_submitted(batch_id: int):
 @bp.route("/batches/<id:batch_id>/cancel", methods=["POST"])
 @login_required
 def cancel(batch_id: int):
-    return _batch_post(batch_id, lambda: operations.cancel_batch(actor(), batch_id, now=utc_now()),
+    return _batch_post(batch_id, lambda: operations.cancel_batch(actor(), batch_id, not_sent="not_sent" in request.form,
+                                                                 now=utc_now()),
                        "Batch cancelled: its lines are approved again and can be exported in another batch.")
 
 
