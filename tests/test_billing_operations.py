@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from telerehab.accounts.models import AuditEntry
 from telerehab.accounts.operations import Actor
 from telerehab.billing import operations as billing
-from telerehab.billing.models import BillingLine, ControlNumber, ExportBatch, ExportBatchLine
+from telerehab.billing.models import BillingLine, ControlNumber, ExportBatch, ExportBatchLine, Fee
 from telerehab.billing.x12 import check_837p
 from telerehab.errors import Forbidden, NotFound, ValidationFailed
 from telerehab.extensions import db
@@ -528,3 +528,29 @@ def test_a_cancelled_batch_is_never_served_and_a_downloaded_one_is_cancelled_onl
     billing.cancel_batch(Actor(world.billing), batch.id, not_sent=True, now=APRIL_2)
     with pytest.raises(ValidationFailed):
         file_text(world, batch)
+
+
+def test_collection_never_overwrites_a_change_billing_made_after_it_read_the_line(db, world, monkeypatch):
+    ready_for_claims(world)
+    rtm_month(world, minutes=0)
+    device = by_code(collected())["98977"]
+    db.session.execute(update(Fee).where(Fee.code == "98977").values(amount_cents=5_000))  # the line will change
+    db.session.commit()
+    held_meanwhile = []
+    real_line_holds = billing.line_holds
+
+    def hold_while_collecting(facts):
+        if not held_meanwhile:  # a clerk holds the line between the read and the write
+            db.session.execute(update(BillingLine).where(BillingLine.id == device.id).values(
+                status="held", manual_hold="Asking the patient"))
+            held_meanwhile.append(True)
+        return real_line_holds(facts)
+
+    monkeypatch.setattr(billing, "line_holds", hold_while_collecting)
+    billing.collect_lines(now=APRIL_2)
+    db.session.expire_all()
+    line = db.session.get(BillingLine, device.id)
+    assert (line.status, line.manual_hold, line.charge_cents) == ("held", "Asking the patient", 4_512)
+    monkeypatch.undo()
+    line = by_code(collected())["98977"]  # the next run refreshes it, keeping the hold
+    assert (line.status, line.charge_cents) == ("held", 5_000) and line.holds[0]["kind"] == "manual"

@@ -23,9 +23,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import aliased, selectinload
 
 from telerehab.accounts.models import AuditEntry, Clinic, Consent, Organisation, Patient, User
 from telerehab.accounts.operations import SYSTEM, Actor, audit, audit_reads, audit_values
@@ -128,108 +128,158 @@ def _local_day(moment: datetime, timezone: str) -> date:
 
 @dataclass(frozen=True)
 class _Candidate:
-    """One line as its source says it is now."""
+    """One line as its source says it is now, with the workbench line it already has, if any."""
 
     source: str
     source_id: int
     visit_id: int | None
-    episode: Episode
-    rendering: User
+    episode_id: int
+    patient_id: int
+    clinic_id: int
+    organisation_id: int
+    rendering_id: int
     code: str
     modifiers: str
     units: int
     service_from: date
     service_to: date
     place_of_service: str
+    line_id: int | None
     engine_hold: str | None = None
     awaiting_cosign: bool = False
     consent_kind: str | None = None
 
 
-# What a candidate reads of its episode, loaded in one query each rather than once per line.
-_EPISODE_PARTS = (selectinload(Episode.therapist), selectinload(Episode.patient), selectinload(Episode.clinic))
+_REFRESHABLE = (*OPEN_STATUSES, LineStatus.WITHDRAWN)
+_NOT_ON_WORKBENCH_OR_OPEN = or_(BillingLine.id.is_(None), BillingLine.status.in_(_REFRESHABLE))
 
 
 def _rtm_candidates(organisation_id: int | None) -> tuple[list[_Candidate], list[int]]:
     """Billable RTM lines not yet on the workbench or still open there, and the ids of workbench lines
-    whose RTM line the engine no longer bills."""
-    query = (select(RtmBillableLine, Episode)
+    whose RTM line the engine no longer bills. Plain rows: a month is thousands of lines."""
+    query = (select(RtmBillableLine.id, RtmBillableLine.status, RtmBillableLine.code, RtmBillableLine.units,
+                    RtmBillableLine.modifiers, RtmBillableLine.service_date, RtmBillableLine.place_of_service,
+                    RtmBillableLine.reason, Episode.id, Episode.patient_id, Episode.clinic_id, Episode.therapist_id,
+                    Clinic.organisation_id, BillingLine.id)
              .join(Episode, Episode.id == RtmBillableLine.episode_id)
-             .options(*_EPISODE_PARTS)
+             .join(Clinic, Clinic.id == Episode.clinic_id)
              .outerjoin(BillingLine, BillingLine.rtm_line_id == RtmBillableLine.id)
-             .where(RtmBillableLine.code.is_not(None),
-                    or_(BillingLine.id.is_(None), BillingLine.status.in_(_REFRESHABLE))))
+             .where(RtmBillableLine.code.is_not(None), _NOT_ON_WORKBENCH_OR_OPEN))
     if organisation_id is not None:
-        query = query.join(Clinic, Clinic.id == Episode.clinic_id).where(Clinic.organisation_id == organisation_id)
+        query = query.where(Clinic.organisation_id == organisation_id)
     candidates, gone = [], []
-    for line, episode in db.session.execute(query):
-        if line.status not in (ENGINE_READY, ENGINE_HELD) or not line.units:
-            gone.append(line.id)
+    for (rtm_id, status, code, units, modifiers, service_date, place, reason, episode_id, patient_id, clinic_id,
+         therapist_id, organisation, line_id) in db.session.execute(query):
+        if status not in (ENGINE_READY, ENGINE_HELD) or not units:
+            gone.append(rtm_id)
             continue
         candidates.append(_Candidate(
-            source="rtm", source_id=line.id, visit_id=None, episode=episode, rendering=episode.therapist,
-            code=line.code, modifiers=line.modifiers, units=line.units, service_from=line.service_date,
-            service_to=line.service_date, place_of_service=line.place_of_service or "11",
-            engine_hold=line.reason if line.status == ENGINE_HELD else None, consent_kind=ConsentKind.RTM))
+            source="rtm", source_id=rtm_id, visit_id=None, episode_id=episode_id, patient_id=patient_id,
+            clinic_id=clinic_id, organisation_id=organisation, rendering_id=therapist_id, code=code,
+            modifiers=modifiers, units=units, service_from=service_date, service_to=service_date,
+            place_of_service=place or "11", line_id=line_id, engine_hold=reason if status == ENGINE_HELD else None,
+            consent_kind=ConsentKind.RTM))
     return candidates, gone
 
 
-def _visit_candidates(organisation_id: int | None, cosign_required: dict[int, bool]) -> list[_Candidate]:
+def _visit_candidates(organisation_id: int | None) -> list[_Candidate]:
     """Services of completed visits whose note is signed (they are locked with it), not yet on the
     workbench or still open there."""
-    query = (select(ServiceLine, Visit, VisitNote)
+    from telerehab.careplans.models import CareSettings
+
+    clinician = aliased(User)
+    query = (select(ServiceLine.id, ServiceLine.cpt_code, ServiceLine.modifiers, ServiceLine.units,
+                    ServiceLine.place_of_service, Visit.id, Visit.starts_at, Visit.modality, Visit.clinic_id,
+                    Visit.clinician_id, clinician.role, VisitNote.cosigned_at, Episode.id, Episode.patient_id,
+                    Episode.therapist_id, Clinic.timezone, Clinic.organisation_id,
+                    CareSettings.assistant_notes_need_cosign, BillingLine.id)
              .join(Visit, Visit.id == ServiceLine.visit_id)
-             .options(selectinload(Visit.clinic), selectinload(Visit.clinician),
-                      selectinload(Visit.episode).options(*_EPISODE_PARTS))
              .join(VisitNote, VisitNote.visit_id == Visit.id)
+             .join(Episode, Episode.id == Visit.episode_id)
+             .join(Clinic, Clinic.id == Visit.clinic_id)
+             .join(clinician, clinician.id == Visit.clinician_id)
+             .outerjoin(CareSettings, CareSettings.clinic_id == Visit.clinic_id)
              .outerjoin(BillingLine, BillingLine.service_line_id == ServiceLine.id)
              .where(Visit.status == VisitStatus.COMPLETED, VisitNote.signed_at.is_not(None), ServiceLine.units > 0,
-                    or_(BillingLine.id.is_(None), BillingLine.status.in_(_REFRESHABLE))))
+                    _NOT_ON_WORKBENCH_OR_OPEN))
     if organisation_id is not None:
-        query = query.join(Clinic, Clinic.id == Visit.clinic_id).where(Clinic.organisation_id == organisation_id)
+        query = query.where(Clinic.organisation_id == organisation_id)
     candidates = []
-    for service, visit, note in db.session.execute(query):
-        day = _local_day(visit.starts_at, visit.clinic.timezone)
-        by_assistant = visit.clinician.role == Role.ASSISTANT
-        # An assistant's services are billed under the supervising PT of the plan of care.
-        rendering = visit.episode.therapist if by_assistant else visit.clinician
+    for (service_id, code, modifiers, units, place, visit_id, starts_at, modality, clinic_id, clinician_id, role,
+         cosigned_at, episode_id, patient_id, therapist_id, timezone, organisation, cosign_required,
+         line_id) in db.session.execute(query):
+        day = _local_day(starts_at, timezone)
+        by_assistant = role == Role.ASSISTANT
         candidates.append(_Candidate(
-            source="visit", source_id=service.id, visit_id=visit.id, episode=visit.episode, rendering=rendering,
-            code=service.cpt_code, modifiers=service.modifiers, units=service.units, service_from=day,
-            service_to=day, place_of_service=service.place_of_service,
-            awaiting_cosign=by_assistant and cosign_required.get(visit.clinic_id, True) and note.cosigned_at is None,
-            consent_kind=ConsentKind.TELEHEALTH if visit.modality == Modality.VIDEO else None))
+            source="visit", source_id=service_id, visit_id=visit_id, episode_id=episode_id, patient_id=patient_id,
+            clinic_id=clinic_id, organisation_id=organisation,
+            # An assistant's services are billed under the supervising PT of the plan of care.
+            rendering_id=therapist_id if by_assistant else clinician_id, code=code, modifiers=modifiers,
+            units=units, service_from=day, service_to=day, place_of_service=place, line_id=line_id,
+            awaiting_cosign=by_assistant and cosign_required is not False and cosigned_at is None,
+            consent_kind=ConsentKind.TELEHEALTH if modality == Modality.VIDEO else None))
     return candidates
 
 
-_REFRESHABLE = (*OPEN_STATUSES, LineStatus.WITHDRAWN)
-
-
-def _certifications(episode_ids: set[int]) -> dict[int, list[CertificationPeriod]]:
+def _certifications(episode_ids: Iterable[int]) -> dict[int, list[CertificationPeriod]]:
     periods: dict[int, list[CertificationPeriod]] = defaultdict(list)
-    for episode in db.session.scalars(select(Episode).where(Episode.id.in_(episode_ids))):
-        if episode.certification_start and episode.certification_end:
-            periods[episode.id].append(CertificationPeriod(episode.certification_start, episode.certification_end,
-                                                           episode.certification_signed_on))
-    for recert in db.session.scalars(select(Recertification).where(Recertification.episode_id.in_(episode_ids))):
-        periods[recert.episode_id].append(CertificationPeriod(recert.certification_start, recert.certification_end,
-                                                              recert.certification_signed_on))
+    for chunk in _in_chunks(sorted(set(episode_ids)), IN_LIST):
+        for episode_id, start, end, signed in db.session.execute(select(
+                Episode.id, Episode.certification_start, Episode.certification_end,
+                Episode.certification_signed_on).where(Episode.id.in_(chunk))):
+            if start and end:
+                periods[episode_id].append(CertificationPeriod(start, end, signed))
+        for episode_id, start, end, signed in db.session.execute(select(
+                Recertification.episode_id, Recertification.certification_start, Recertification.certification_end,
+                Recertification.certification_signed_on).where(Recertification.episode_id.in_(chunk))):
+            periods[episode_id].append(CertificationPeriod(start, end, signed))
     return periods
 
 
-def _consents(patients: dict[int, Patient]) -> dict[tuple[int, str], list[ConsentSpan]]:
+@dataclass(frozen=True)
+class _PatientFacts:
+    payer_type: str
+    member_id: str | None
+    timezone: str
+    has_address: bool
+
+
+def _patient_facts(patient_ids: Iterable[int]) -> dict[int, _PatientFacts]:
+    facts = {}
+    for chunk in _in_chunks(sorted(set(patient_ids)), IN_LIST):
+        for patient_id, payer_type, member_id, timezone, line1, city, state, postal_code in db.session.execute(select(
+                Patient.id, Patient.payer_type, Patient.member_id, Patient.timezone, Patient.address_line1,
+                Patient.city, Patient.state, Patient.postal_code).where(Patient.id.in_(chunk))):
+            facts[patient_id] = _PatientFacts(payer_type, member_id, timezone,
+                                              bool(line1 and city and state and postal_code))
+    return facts
+
+
+def _consents(patients: dict[int, _PatientFacts]) -> dict[tuple[int, str], list[ConsentSpan]]:
     spans: dict[tuple[int, str], list[ConsentSpan]] = defaultdict(list)
-    for consent in db.session.scalars(select(Consent).where(Consent.patient_id.in_(patients))):
-        zone = patients[consent.patient_id].timezone
-        spans[consent.patient_id, consent.kind].append(ConsentSpan(
-            _local_day(consent.granted_at, zone),
-            _local_day(consent.revoked_at, zone) if consent.revoked_at else None))
+    for chunk in _in_chunks(sorted(patients), IN_LIST):
+        for patient_id, kind, granted_at, revoked_at in db.session.execute(select(
+                Consent.patient_id, Consent.kind, Consent.granted_at, Consent.revoked_at).where(
+                Consent.patient_id.in_(chunk))):
+            zone = patients[patient_id].timezone
+            spans[patient_id, kind].append(ConsentSpan(
+                _local_day(granted_at, zone), _local_day(revoked_at, zone) if revoked_at else None))
     return spans
 
 
-def _diagnosis_counts(episode_ids: set[int]) -> dict[int, int]:
-    return dict(db.session.execute(select(EpisodeDiagnosis.episode_id, func.count()).where(
-        EpisodeDiagnosis.episode_id.in_(episode_ids)).group_by(EpisodeDiagnosis.episode_id)).all())
+def _diagnosis_counts(episode_ids: Iterable[int]) -> dict[int, int]:
+    counts = {}
+    for chunk in _in_chunks(sorted(set(episode_ids)), IN_LIST):
+        counts.update(db.session.execute(select(EpisodeDiagnosis.episode_id, func.count()).where(
+            EpisodeDiagnosis.episode_id.in_(chunk)).group_by(EpisodeDiagnosis.episode_id)).all())
+    return counts
+
+
+def _npis(user_ids: Iterable[int]) -> dict[int, str | None]:
+    npis = {}
+    for chunk in _in_chunks(sorted(set(user_ids)), IN_LIST):
+        npis.update(db.session.execute(select(User.id, User.npi).where(User.id.in_(chunk))).all())
+    return npis
 
 
 def _fees(organisation_ids: set[int]) -> dict[tuple[int, str, str], int]:
@@ -237,90 +287,93 @@ def _fees(organisation_ids: set[int]) -> dict[tuple[int, str, str], int]:
             for fee in db.session.scalars(select(Fee).where(Fee.organisation_id.in_(organisation_ids)))}
 
 
+IN_LIST = 5000  # ids per IN (...): well under SQLite's and PostgreSQL's parameter limits
+
+
 def _in_chunks(items: Sequence, size: int = 500) -> Iterable[Sequence]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+# What collection compares and writes of a line; the rest is set once, when the line comes in.
+_REFRESHED = ("visit_id", "organisation_id", "clinic_id", "patient_id", "episode_id", "rendering_id", "payer_type",
+              "month", "code", "modifiers", "units", "service_from", "service_to", "place_of_service",
+              "charge_cents", "holds", "status", "status_changed_at", "status_changed_by_id")
+_LINES = BillingLine.__table__
+# Refreshes a line only if billing has not changed it since it was read (no approval, hold or
+# release in between): the next run takes any line skipped here.
+_REFRESH = (update(_LINES).where(_LINES.c.id == bindparam("b_id"), _LINES.c.status == bindparam("b_status"),
+                                 _LINES.c.manual_hold.is_not_distinct_from(bindparam("b_manual_hold")))
+            .values({name: bindparam(f"b_new_{name}") for name in (*_REFRESHED, "updated_at")}))
 
 
 def collect_lines(*, now: datetime, organisation_id: int | None = None) -> CollectRun:
     """Bring every billable RTM line and every signed visit service onto the workbench, and refresh
     the lines still open there (ready, held, withdrawn) from their source: code, units, modifiers,
     holds and charge. Lines billing staff have approved (or later) are never touched. Safe to run
-    twice and concurrently with the engine: the unique source keys refuse a second line."""
-    from telerehab.careplans.models import CareSettings
-
-    cosign = dict(db.session.execute(select(CareSettings.clinic_id, CareSettings.assistant_notes_need_cosign)).all())
+    twice and beside billing's own changes: the unique source keys refuse a second line, and a
+    refresh applies only to a line as it was read."""
     rtm, gone = _rtm_candidates(organisation_id)
-    candidates = rtm + _visit_candidates(organisation_id, cosign)
+    candidates = rtm + _visit_candidates(organisation_id)
     run = CollectRun()
-    if gone:
-        for chunk in _in_chunks(gone):
-            result = db.session.execute(update(BillingLine).where(
-                BillingLine.rtm_line_id.in_(chunk), BillingLine.status.in_(OPEN_STATUSES)).values(
-                status=LineStatus.WITHDRAWN, status_changed_at=now, status_changed_by_id=None, updated_at=now))
-            run.withdrawn += result.rowcount
-    if not candidates:
-        db.session.commit()
-        return run
-    episode_ids = {c.episode.id for c in candidates}
-    patients = {c.episode.patient_id: c.episode.patient for c in candidates}
-    organisations = {c.episode.clinic.organisation_id for c in candidates}
+    for chunk in _in_chunks(gone, IN_LIST):
+        result = db.session.execute(update(BillingLine).where(
+            BillingLine.rtm_line_id.in_(chunk), BillingLine.status.in_(OPEN_STATUSES)).values(
+            status=LineStatus.WITHDRAWN, status_changed_at=now, status_changed_by_id=None, updated_at=now),
+            execution_options={"synchronize_session": False})
+        run.withdrawn += result.rowcount
+    patients = _patient_facts(c.patient_id for c in candidates)
+    episode_ids = [c.episode_id for c in candidates]
     certifications, consents = _certifications(episode_ids), _consents(patients)
-    diagnoses, fees = _diagnosis_counts(episode_ids), _fees(organisations)
-    existing = {(line.source, line.rtm_line_id or line.service_line_id): line for line in db.session.scalars(
-        select(BillingLine).where(or_(
-            BillingLine.rtm_line_id.in_([c.source_id for c in rtm]),
-            BillingLine.service_line_id.in_([c.source_id for c in candidates if c.source == "visit"])))
-        .with_for_update().execution_options(populate_existing=True))}  # an approval meanwhile waits, and is seen
+    diagnoses, npis = _diagnosis_counts(episode_ids), _npis(c.rendering_id for c in candidates)
+    fees = _fees({c.organisation_id for c in candidates})
+    existing: dict[int, dict] = {}
+    for chunk in _in_chunks(sorted(c.line_id for c in candidates if c.line_id), IN_LIST):
+        existing.update((row["id"], row) for row in db.session.execute(select(
+            _LINES.c.id, _LINES.c.manual_hold, *(_LINES.c[name] for name in _REFRESHED)).where(
+            _LINES.c.id.in_(chunk))).mappings())
+    new_rows, refreshes = [], []
     for candidate in candidates:
-        episode = candidate.episode
-        patient = patients[episode.patient_id]
-        organisation_id_ = episode.clinic.organisation_id
-        line = existing.get((candidate.source, candidate.source_id))
-        if line is not None and line.status not in _REFRESHABLE:
-            continue  # approved since the candidates were read: billing's now
-        fee = fees.get((organisation_id_, patient.payer_type, candidate.code))
-        facts = LineFacts(
+        patient = patients[candidate.patient_id]
+        line = existing.get(candidate.line_id)
+        fee = fees.get((candidate.organisation_id, patient.payer_type, candidate.code))
+        holds = line_holds(LineFacts(
             source=candidate.source, code=candidate.code, service_from=candidate.service_from,
             service_to=candidate.service_to, payer_type=patient.payer_type, member_id=patient.member_id,
-            diagnosis_count=diagnoses.get(episode.id, 0), rendering_npi=candidate.rendering.npi,
-            certification_periods=tuple(certifications.get(episode.id, ())),
+            diagnosis_count=diagnoses.get(candidate.episode_id, 0), rendering_npi=npis.get(candidate.rendering_id),
+            certification_periods=tuple(certifications.get(candidate.episode_id, ())),
             consent_kind=candidate.consent_kind,
-            consents=tuple(consents.get((patient.id, candidate.consent_kind), ())) if candidate.consent_kind else (),
+            consents=tuple(consents.get((candidate.patient_id, candidate.consent_kind), ())),
             awaiting_cosign=candidate.awaiting_cosign, engine_hold=candidate.engine_hold, fee_cents=fee,
-            manual_hold=line.manual_hold if line else None, has_address=_has_address(patient))
-        holds = line_holds(facts)
+            manual_hold=line["manual_hold"] if line else None, has_address=patient.has_address))
+        status = LineStatus.HELD if holds else LineStatus.READY
         values = dict(
-            visit_id=candidate.visit_id, organisation_id=organisation_id_, clinic_id=episode.clinic_id,
-            patient_id=patient.id, episode_id=episode.id, rendering_id=candidate.rendering.id,
+            visit_id=candidate.visit_id, organisation_id=candidate.organisation_id, clinic_id=candidate.clinic_id,
+            patient_id=candidate.patient_id, episode_id=candidate.episode_id, rendering_id=candidate.rendering_id,
             payer_type=patient.payer_type, month=f"{candidate.service_to:%Y-%m}", code=candidate.code,
             modifiers=candidate.modifiers, units=candidate.units, service_from=candidate.service_from,
             service_to=candidate.service_to, place_of_service=candidate.place_of_service,
-            charge_cents=charge_cents(fee, candidate.units),
-            holds=[_hold_json(hold) for hold in holds])
-        status = LineStatus.HELD if holds else LineStatus.READY
+            charge_cents=charge_cents(fee, candidate.units), holds=[_hold_json(hold) for hold in holds],
+            status=status)
         if line is None:
-            line = BillingLine(source=candidate.source, status=status, status_changed_at=now, created_at=now,
-                               updated_at=now, **values,
-                               **({"rtm_line_id": candidate.source_id} if candidate.source == "rtm"
-                                  else {"service_line_id": candidate.source_id}))
-            db.session.add(line)
-            run.added += 1
+            new_rows.append({**values, "source": candidate.source, "status_changed_at": now, "created_at": now,
+                             "updated_at": now, "rtm_line_id": candidate.source_id if candidate.source == "rtm" else None,
+                             "service_line_id": candidate.source_id if candidate.source == "visit" else None})
             continue
-        changed = {name: value for name, value in values.items() if getattr(line, name) != value}
-        if line.status != status:
-            changed.update(status=status, status_changed_at=now, status_changed_by_id=None)
-        if changed:
-            for name, value in changed.items():
-                setattr(line, name, value)
-            line.updated_at = now
-            run.refreshed += 1
+        if status != line["status"]:
+            values.update(status_changed_at=now, status_changed_by_id=None)
+        else:
+            values.update(status_changed_at=line["status_changed_at"], status_changed_by_id=line["status_changed_by_id"])
+        if any(line[name] != value for name, value in values.items()):
+            refreshes.append({"b_id": line["id"], "b_status": line["status"], "b_manual_hold": line["manual_hold"],
+                              "b_new_updated_at": now, **{f"b_new_{name}": value for name, value in values.items()}})
+    if new_rows:
+        db.session.execute(insert(BillingLine), new_rows)
+    if refreshes:
+        db.session.execute(_REFRESH, refreshes)
+    run.added, run.refreshed = len(new_rows), len(refreshes)
     db.session.commit()
     return run
-
-
-def _has_address(patient: Patient) -> bool:
-    return bool(patient.address_line1 and patient.city and patient.state and patient.postal_code)
 
 
 def collect_all(*, now: datetime) -> CollectRun:
