@@ -17,6 +17,7 @@ from telerehab.billing.claims import (
     ClaimItem,
     assemble_claims,
     claim_number,
+    provider_name,
 )
 from telerehab.billing.x12 import ClaimDataError, Frequency, check_837p, write_837p
 from tests.test_billing_x12 import (
@@ -274,3 +275,15 @@ def test_the_assembly_and_rules_are_pure(module):
     imported |= {node.module.split(".")[0] for node in ast.walk(tree)
                  if isinstance(node, ast.ImportFrom) and node.module}
     assert not imported & {"flask", "sqlalchemy", "flask_sqlalchemy", "time"}
+
+
+@pytest.mark.parametrize("full_name, expected", [
+    ("Anna Smith", ("Smith", "Anna")),
+    ("Dr. Taylor Reed, PT", ("Reed", "Taylor")),
+    ("Dr Jordan Park, PT, DPT", ("Park", "Jordan")),
+    ("Madonna", ("Madonna", "Madonna")),
+    ("Dr.", ("Dr.", "Dr.")),
+    ("  ", ("", "")),
+])
+def test_a_provider_name_drops_titles_and_credentials(full_name, expected):
+    assert provider_name(full_name) == expected

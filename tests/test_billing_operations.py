@@ -13,11 +13,13 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from telerehab.accounts import operations as accounts
 from telerehab.accounts.models import AuditEntry
 from telerehab.accounts.operations import Actor
 from telerehab.billing import operations as billing
 from telerehab.billing.models import BillingLine, ControlNumber, ExportBatch, ExportBatchLine, Fee
 from telerehab.billing.x12 import check_837p
+from telerehab.careplans import operations as careplans
 from telerehab.errors import Forbidden, NotFound, ValidationFailed
 from telerehab.extensions import db
 from telerehab.monitoring import operations as monitoring
@@ -32,7 +34,7 @@ from .billing_support import (  # noqa: F401 (an autouse fixture)
     rtm_month,
     signed_visit,
 )
-from .conftest import make_user
+from .conftest import episode_data, make_user, patient_data
 from .test_checkin_concurrency import THREADS, postgres, run_together, wide_pool_app  # noqa: F401 (fixture)
 from .test_monitoring_support import START, add_checkins, days_from
 from .x12_support import pyx12_errors
@@ -554,3 +556,22 @@ def test_collection_never_overwrites_a_change_billing_made_after_it_read_the_lin
     monkeypatch.undo()
     line = by_code(collected())["98977"]  # the next run refreshes it, keeping the hold
     assert (line.status, line.charge_cents) == ("held", 5_000) and line.holds[0]["kind"] == "manual"
+
+
+def test_flask_claims_export_saves_the_batches_written_and_names_the_one_that_failed(app, db, world, tmp_path):
+    ready_for_claims(world)
+    rtm_month(world, minutes=0)
+    commercial = accounts.create_patient(Actor(world.therapist), patient_data(
+        first_name="Cy", payer_type="commercial", payer_name="Acme", member_id="ACME123", address_line1="1 Elm St",
+        city="X", state="IL", postal_code="60601"), now=APRIL_2)  # a one-letter city no claim can carry
+    ready_for_claims(world, patients=[world.patient], payer_type="commercial")
+    episode = careplans.create_episode(Actor(world.therapist), commercial.id, episode_data(), now=APRIL_2)
+    rtm_month(world, episode=episode, patient=commercial, minutes=0)
+    approve_all(world, collected())
+    out = tmp_path / "march.csv"
+    result = app.test_cli_runner().invoke(args=["claims", "export", "--month", MONTH, "--format", "csv",
+                                                "--output", str(out)])
+    assert result.exit_code == 1
+    written = sorted(tmp_path.glob("march-TR*.csv"))
+    assert len(written) == 1 and "medicare" in result.output
+    assert "(commercial) failed" in result.output and "city" in result.output

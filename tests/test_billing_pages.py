@@ -147,11 +147,29 @@ def test_filters_narrow_the_lines_and_the_totals_and_links_keep_them(client, mon
     ("month=2026-03&payer=nhs", "payer", "Choose a kind of payer."),
     ("month=2026-03&code=9", "code", "A code is 5 characters"),
     ("month=2026-03&page=0", "page", "greater than or equal to 1"),
+    ("month=2026-03&clinic=99999999999999999999", "clinic", "less than or equal to 2147483647"),
+    ("month=2026-03&therapist=2147483648", "therapist", "less than or equal to 2147483647"),
 ])
 def test_bad_filters_are_refused_naming_the_field(client, world, query, field, message):
     login(client, "billing")
     html = page(client, f"/billing/?{query}", 422)
     assert f'id="{field}-error"' in html and message in html
+
+
+@pytest.mark.parametrize("method, url, data, message", [
+    ("GET", "/billing/evidence-pack?patient=99999999999999999999&month=2026-03", None, "less than or equal to"),
+    ("GET", "/billing/evidence-pack?claim=%00", None, "No such claim number."),
+    ("POST", "/billing/actions", {"month": MONTH, "line": "99999999999999999999", "action": "approve"},
+     "less than or equal to"),
+    ("POST", "/billing/batches", {"month": MONTH, "line": "2147483648"}, "less than or equal to"),
+    ("POST", "/billing/settings/fees", {"payer_type": "medicare", "fee_98977": "99999999999"},
+     "At most $100,000.00 per unit."),
+])
+def test_numbers_no_row_or_fee_can_hold_are_refused_with_a_message(client, world, method, url, data, message):
+    login(client, "billing")
+    response = client.open(url, method=method, data=data)
+    assert response.status_code == 422, response.get_data(as_text=True)[:500]
+    assert message in response.get_data(as_text=True)
 
 
 def test_the_default_month_is_the_last_one(client, world):

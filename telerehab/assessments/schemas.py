@@ -2,9 +2,9 @@
 
 from marshmallow import Schema, fields, validate
 
+from telerehab.api.validation import ROW_ID
 from telerehab.assessments.rules import MAX_AMENDMENT_REASON, MAX_OVERRIDE_REASON, Variant
 
-ROW_ID = validate.Range(min=1, max=2**31 - 1)
 VARIANTS = [v.value for v in Variant]
 
 

@@ -137,3 +137,17 @@ def assemble_claims(batch_reference: str, items: Sequence[ClaimItem], *,
         assembled.append(_assemble(claim_number(batch_reference, patient_id, payer_rank), list(group),
                                    f"claims[{index}]", frequency, original_claim_number))
     return assembled
+
+
+_TITLES = frozenset({"dr", "mr", "mrs", "ms", "mx", "prof"})
+
+
+def provider_name(full_name: str) -> tuple[str, str]:
+    """(last, first) for NM103/NM104 from a staff member's one display name: a title before it
+    ("Dr.") and credentials after a comma (", PT, DPT") are not part of the name."""
+    words = full_name.split(",")[0].split()
+    while len(words) > 1 and words[0].rstrip(".").lower() in _TITLES:
+        words = words[1:]
+    if not words:
+        return "", ""
+    return words[-1], " ".join(words[:-1]) or words[-1]

@@ -60,9 +60,15 @@ def export(month: str, file_format: str, output: Path, batch_id: int | None, org
         raise click.ClickException("; ".join(" ".join(messages) for messages in error.errors.values())) from None
     except DomainError as error:
         raise click.ClickException(str(error)) from None
-    for export_ in exports:
+    failed = []
+    for export_ in exports:  # every batch written is saved, whatever became of the others
         batch = export_.batch
+        if export_.file is None:
+            failed.append(f"{batch.reference} ({batch.payer_type}) failed, its lines are free again: {batch.error}")
+            continue
         path = _output_path(output, batch.reference, len(exports) > 1)
         path.write_bytes(export_.file.data)
         click.echo(f"{batch.reference}: {batch.claim_count} claims, {batch.line_count} lines, "
                    f"${dollars(batch.total_cents)} ({batch.payer_type}) -> {path}")
+    if failed:
+        raise click.ClickException("\n".join(failed))

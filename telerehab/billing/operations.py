@@ -76,6 +76,7 @@ from telerehab.monitoring.models import ManagementTimeEntry, RtmBillableLine, Rt
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 200
+UNBILLED = (LineStatus.VOID, LineStatus.WITHDRAWN)  # out of the month's total
 READ_ACTIONS = ("view_billing_line", "view_billing_evidence", "print_evidence_pack")
 EXPORT_CHUNK = 1000  # lines loaded between two progress reports
 STALE_EXPORT = timedelta(minutes=15)  # a batch running this long lost its runner
@@ -465,8 +466,8 @@ def workbench(actor: Actor, filters: Filters, *, page: int = 1, now: datetime) -
     audit_reads(actor, "view_billing_line", "billing_line", [(line.id, line.patient_id) for line in lines], now=now)
     return Workbench(
         filters=filters, lines=lines, total_lines=total_lines, page=page, pages=pages, totals=totals,
-        grand_total=StatusTotal("all", total_lines, sum(t.units for t in totals), sum(t.charge_cents for t in totals),
-                                sum(t.missing_fee for t in totals)),
+        grand_total=StatusTotal("all", *(sum(getattr(t, name) for t in totals if t.status not in UNBILLED)
+                                         for name in ("lines", "units", "charge_cents", "missing_fee"))),
         clinics=list(db.session.scalars(select(Clinic).where(Clinic.id.in_(choices["clinic_id"])).order_by(Clinic.name))),
         therapists=list(db.session.scalars(select(User).where(User.id.in_(choices["rendering_id"])).order_by(
             User.full_name))),
@@ -678,8 +679,9 @@ def evidence_pack(actor: Actor, *, now: datetime, claim_number: str | None = Non
     """The auditor's document for one claim (by its number) or, before export, for one patient's
     lines of a month: every line with its evidence."""
     query = _billing_scope(actor, select(BillingLine)).where(BillingLine.status != LineStatus.WITHDRAWN)
-    if claim_number:
-        query = query.where(BillingLine.claim_number == claim_number)
+    if claim_number:  # every line that was on the claim, also those a correction since removed
+        query = query.where(BillingLine.id.in_(select(ExportBatchLine.line_id).where(
+            ExportBatchLine.claim_number == claim_number)))
     elif patient_id is not None and month:
         query = query.where(BillingLine.patient_id == patient_id, BillingLine.month == month)
     else:
@@ -823,13 +825,13 @@ def _claim_items(batch: ExportBatch, lines: list[BillingLine]) -> list[claim_rul
     items = []
     for line in lines:
         rendering = renderers[line.rendering_id]
-        first, _, last = rendering.full_name.rpartition(" ")
+        last, first = claim_rules.provider_name(rendering.full_name)
         items.append(claim_rules.ClaimItem(
             line_id=line.id, patient_id=line.patient_id, subscriber=subscribers[line.patient_id], payer=payer,
             diagnoses=tuple(diagnoses[line.episode_id]), code=line.code, modifiers=tuple(line.modifiers.split()),
             units=line.units, charge_cents=line.charge_cents or 0, service_from=line.service_from,
             service_to=line.service_to, place_of_service=line.place_of_service,
-            rendering=x12.Provider(last, first or last, rendering.npi or "")))
+            rendering=x12.Provider(last, first, rendering.npi or "")))
     return items
 
 
@@ -1259,7 +1261,7 @@ def status_counts(lines: Iterable[BillingLine]) -> Counter:
 @dataclass(frozen=True)
 class CommandLineExport:
     batch: ExportBatch
-    file: BatchFile
+    file: BatchFile | None  # None: the batch failed (its error says why)
 
 
 def export_from_command_line(organisation_id: int, month: str, file_format: str, *, batch_id: int | None = None,
@@ -1276,7 +1278,5 @@ def export_from_command_line(organisation_id: int, month: str, file_format: str,
     scoped = select(BillingLine).where(BillingLine.organisation_id == organisation_id)
     batches = _queue_batches(SYSTEM, scoped, organisation_id, month, line_ids=None, now=now)
     exported = [run_export(batch.id, now=now) for batch in batches]
-    failed = [batch for batch in exported if batch.status == "failed"]
-    if failed:
-        raise ValidationFailed({batch.error_field or "batch": [f"{batch.reference}: {batch.error}"] for batch in failed})
-    return [CommandLineExport(batch, _stored_file(SYSTEM, batch, file_format, now=now)) for batch in exported]
+    return [CommandLineExport(batch, _stored_file(SYSTEM, batch, file_format, now=now)
+                              if batch.status == "ready" else None) for batch in exported]

@@ -9,8 +9,10 @@ import re
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from telerehab.accounts.schemas import PAYER_TYPES
+from telerehab.api.validation import ROW_ID
 from telerehab.billing.rules import LineAction, LineStatus
 
+MAX_FEE_CENTS = 10_000_000  # $100,000 a unit: far above any fee, far below the column's limit
 MONTH_ERROR = "Give the month as YYYY-MM, for example 2026-03."
 _month = validate.Regexp(r"^[0-9]{4}-(0[1-9]|1[0-2])$", error=MONTH_ERROR)
 _code = validate.Regexp(r"^[0-9A-Z][0-9]{3}[0-9A-Z]$", error="A code is 5 characters, for example 98977.")
@@ -26,6 +28,7 @@ class Dollars(fields.Field):
     default_error_messages = {
         "invalid": "Give the amount in dollars, with at most 2 decimals, for example 45.10.",
         "not_positive": "The amount must be more than $0.00; leave it blank for no fee.",
+        "too_large": "At most $100,000.00 per unit.",
     }
     _PATTERN = re.compile(r"(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]{1,2})?")
 
@@ -37,6 +40,8 @@ class Dollars(fields.Field):
         cents = int(whole) * 100 + int(fraction.ljust(2, "0"))
         if cents <= 0:
             raise self.make_error("not_positive")
+        if cents > MAX_FEE_CENTS:
+            raise self.make_error("too_large")
         return cents
 
 
@@ -44,15 +49,15 @@ class FilterSchema(Schema):
     """The workbench's query string."""
 
     month = fields.String(validate=_month)
-    clinic = fields.Integer(allow_none=True, validate=validate.Range(min=1), error_messages={
+    clinic = fields.Integer(allow_none=True, validate=ROW_ID, error_messages={
         "invalid": "Choose a clinic from the list."})
-    therapist = fields.Integer(allow_none=True, validate=validate.Range(min=1), error_messages={
+    therapist = fields.Integer(allow_none=True, validate=ROW_ID, error_messages={
         "invalid": "Choose a therapist from the list."})
     payer = fields.String(allow_none=True, validate=validate.OneOf(PAYER_TYPES, error="Choose a kind of payer."))
     code = fields.String(allow_none=True, validate=_code)
     status = fields.String(allow_none=True, validate=validate.OneOf(
         [status.value for status in LineStatus], error="Choose a status from the list."))
-    page = fields.Integer(allow_none=True, validate=validate.Range(min=1), error_messages={
+    page = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=100_000), error_messages={
         "invalid": "A page is a whole number."})
 
 
@@ -60,10 +65,17 @@ class MonthSchema(Schema):
     month = fields.String(validate=_month)
 
 
+class EvidencePackSchema(MonthSchema):
+    """A claim by its number, or a patient's lines of a month."""
+
+    claim = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9-]{1,38}$", error="No such claim number."))
+    patient = fields.Integer(validate=ROW_ID, error_messages={"invalid": "Choose a patient."})
+
+
 class _Selection(Schema):
     """Lines ticked on the workbench, or every line the filters select."""
 
-    line = fields.List(fields.Integer(validate=validate.Range(min=1)), load_default=list)
+    line = fields.List(fields.Integer(validate=ROW_ID), load_default=list)
     apply_all = fields.Boolean(load_default=False)
 
 
@@ -97,7 +109,7 @@ class CorrectionSchema(Schema):
     payer_claim_number = fields.String(required=True, validate=validate.Regexp(
         r"^[A-Za-z0-9-]{1,50}$", error="The payer's claim number (ICN): 1 to 50 letters, digits or dashes."),
         error_messages={"required": "Give the payer's claim number (ICN) from the remittance."})
-    remove = fields.List(fields.Integer(validate=validate.Range(min=1)), load_default=list)
+    remove = fields.List(fields.Integer(validate=ROW_ID), load_default=list)
 
 
 class _FeeSchema(Schema):

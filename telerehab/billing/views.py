@@ -31,11 +31,11 @@ from telerehab.billing.rules import (
     LineStatus,
 )
 from telerehab.billing.schemas import (
-    MONTH_ERROR,
     BatchCreateSchema,
     BulkActionSchema,
     ClaimSettingsSchema,
     CorrectionSchema,
+    EvidencePackSchema,
     FilterSchema,
     MonthSchema,
     NoteSchema,
@@ -199,8 +199,8 @@ def create_batches():
     a = actor()
     try:
         data = load_form(BatchCreateSchema(), adjust=_selection)
-        # None ticked: every approved line of the month.
-        line_ids = operations.matching_line_ids(a, filters) if data["apply_all"] else data["line"] or None
+        # None ticked: the approved lines among those the filters show (every page).
+        line_ids = data["line"] if data["line"] and not data["apply_all"] else operations.matching_line_ids(a, filters)
         batches = operations.create_batches(a, data["month"], line_ids=line_ids, now=utc_now())
     except ValidationFailed as error:
         return _workbench_page(filters, page=page, errors=error.errors, status=422)
@@ -249,11 +249,13 @@ def add_note(line_id: int):
 @bp.route("/evidence-pack")
 @login_required
 def evidence_pack():
-    month = request.args.get("month") or None
-    if month and MonthSchema().validate({"month": month}):
-        raise ValidationFailed({"month": [MONTH_ERROR]})
-    pack = operations.evidence_pack(actor(), now=utc_now(), claim_number=request.args.get("claim") or None,
-                                    patient_id=request.args.get("patient", type=int), month=month)
+    schema = EvidencePackSchema()
+    try:
+        data = schema.load(form_payload(request.args, schema))
+    except MarshmallowValidationError as error:
+        raise ValidationFailed(form_errors(error.messages)) from None
+    pack = operations.evidence_pack(actor(), now=utc_now(), claim_number=data.get("claim"),
+                                    patient_id=data.get("patient"), month=data.get("month"))
     return render_template("billing/pack.html", pack=pack, patient=pack.patient)
 
 

@@ -7,7 +7,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from telerehab.accounts.rules import npi_problem
 from telerehab.accounts.schemas import NPI_DOC, PageSchema, TherapistRefSchema
-from telerehab.api.validation import checked_by
+from telerehab.api.validation import ROW_ID, checked_by
 from telerehab.careplans.rules import (
     DischargeReason,
     EpisodeStatus,
@@ -144,7 +144,6 @@ def _distinct(values: list) -> None:
         raise ValidationError("List each value once.")
 
 
-ROW_ID = validate.Range(min=1, max=2**31 - 1)  # the id columns are INTEGER
 MODALITIES = [m.value for m in Modality]
 VISIT_KINDS = [k.value for k in VisitKind]
 VISIT_STATUSES = [s.value for s in VisitStatus]

@@ -3,7 +3,7 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from telerehab.accounts.schemas import PageSchema
-from telerehab.api.validation import checked_by
+from telerehab.api.validation import ROW_ID, checked_by
 from telerehab.exercises.rules import (
     DAYS_PER_WEEK_RANGE,
     HOLD_SECONDS_RANGE,
@@ -75,7 +75,7 @@ class ExerciseSearchArgsSchema(Schema):
     region = fields.String(validate=validate.OneOf(REGIONS))
     equipment = fields.String(validate=validate.Length(min=1, max=40),
                               metadata={"description": "needs this equipment; `none` for none at all"})
-    clinic_id = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1),
+    clinic_id = fields.Integer(validate=ROW_ID,
                                metadata={"description": "whose own exercises to include (default: yours)"})
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100000))
     page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
@@ -92,7 +92,7 @@ class ClinicExerciseWriteSchema(Schema):
     equipment = fields.List(fields.String(validate=validate.Length(min=1, max=40)), load_default=list,
                             validate=validate.Length(max=10))
     media = fields.String(load_default="", validate=checked_by(media_problem))
-    clinic_id = fields.Integer(strict=True, validate=validate.Range(min=1, max=2**31 - 1))
+    clinic_id = fields.Integer(strict=True, validate=ROW_ID)
     sets = _int(SETS_RANGE, required=True)
     reps = _int(REPS_RANGE, required=True)
     hold_seconds = _int(HOLD_SECONDS_RANGE, load_default=0)
@@ -177,7 +177,7 @@ class ProgramArgsSchema(Schema):
 # ---------------------------------------------------------------- check-ins
 
 class CheckInExerciseWriteSchema(Schema):
-    program_item_id = fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=2**31 - 1))
+    program_item_id = fields.Integer(strict=True, required=True, validate=ROW_ID)
     sets = _int(SETS_DONE_RANGE, required=True)
     reps = _int(REPS_DONE_RANGE, required=True)
 

@@ -2,6 +2,7 @@
 
 from marshmallow import Schema, fields, validate
 
+from telerehab.api.validation import ROW_ID
 from telerehab.billing.rules import (
     CqAttribution,
     DeviceDos,
@@ -14,7 +15,6 @@ from telerehab.billing.rules import (
 from telerehab.monitoring.rules import Activity, Channel
 
 SYSTEMS = [s.value for s in MonitoredSystem]
-ROW_ID = validate.Range(min=1, max=2**31 - 1)  # an INTEGER column: larger can be no row
 ACTIVITIES = [a.value for a in Activity]
 CHANNELS = [c.value for c in Channel]
 
