@@ -222,11 +222,11 @@ def test_only_billing_and_admins_of_the_organisation_reach_lines(db, world):
         with pytest.raises(Forbidden):
             billing.line_evidence(Actor(user), line.id, now=APRIL_2)
     billing.line_evidence(Actor(world.admin), line.id, now=APRIL_2)
-    statuses = billing.own_line_statuses(Actor(world.therapist), MONTH)
+    statuses = billing.own_line_statuses(Actor(world.therapist), MONTH, now=APRIL_2)
     assert {line.id for line in statuses} == {line.id for line in collected()}
-    assert billing.own_line_statuses(Actor(world.therapist2), MONTH) == []
+    assert billing.own_line_statuses(Actor(world.therapist2), MONTH, now=APRIL_2) == []
     with pytest.raises(Forbidden):
-        billing.own_line_statuses(Actor(world.billing), MONTH)
+        billing.own_line_statuses(Actor(world.billing), MONTH, now=APRIL_2)
 
 
 def test_a_clinic_bound_biller_sees_no_other_clinics_lines(db, world):
@@ -575,3 +575,22 @@ def test_flask_claims_export_saves_the_batches_written_and_names_the_one_that_fa
     written = sorted(tmp_path.glob("march-TR*.csv"))
     assert len(written) == 1 and "medicare" in result.output
     assert "(commercial) failed" in result.output and "city" in result.output
+
+
+def test_collection_writes_each_line_it_brings_in_refreshes_or_withdraws_to_the_audit_log(db, world):
+    ready_for_claims(world)
+    rtm_month(world, minutes=0)
+    lines = collected()
+    world.patient.address_line1 = None  # now held for its address
+    db.session.commit()
+    collected()
+    device = by_code(lines)["98977"]
+    db.session.execute(update(RtmBillableLine).where(RtmBillableLine.id == device.rtm_line_id).values(
+        status="not_billable"))
+    db.session.commit()
+    collected()
+    entries = db.session.execute(select(AuditEntry.action, AuditEntry.detail).where(
+        AuditEntry.record_type == "billing_line", AuditEntry.record_id == device.id,
+        AuditEntry.actor_id.is_(None)).order_by(AuditEntry.id)).all()
+    assert entries == [("collect", "status=ready"), ("refresh", "status=held"),
+                       ("withdraw", "the engine no longer bills it")]

@@ -77,7 +77,7 @@ log = logging.getLogger(__name__)
 
 PAGE_SIZE = 200
 UNBILLED = (LineStatus.VOID, LineStatus.WITHDRAWN)  # out of the month's total
-READ_ACTIONS = ("view_billing_line", "view_billing_evidence", "print_evidence_pack")
+READ_ACTIONS = ("view_billing_line", "view_billing_evidence", "print_evidence_pack", "view_billing_status")
 EXPORT_CHUNK = 1000  # lines loaded between two progress reports
 STALE_EXPORT = timedelta(minutes=15)  # a batch running this long lost its runner
 ENGINE_READY, ENGINE_HELD = "ready", "held"
@@ -317,12 +317,14 @@ def collect_lines(*, now: datetime, organisation_id: int | None = None) -> Colle
     rtm, gone = _rtm_candidates(organisation_id)
     candidates = rtm + _visit_candidates(organisation_id)
     run = CollectRun()
+    changes: list[tuple[str, int, int, str]] = []  # (action, line, patient, detail) for the audit log
     for chunk in _in_chunks(gone, IN_LIST):
-        result = db.session.execute(update(BillingLine).where(
+        withdrawn = db.session.execute(update(BillingLine).where(
             BillingLine.rtm_line_id.in_(chunk), BillingLine.status.in_(OPEN_STATUSES)).values(
-            status=LineStatus.WITHDRAWN, status_changed_at=now, status_changed_by_id=None, updated_at=now),
-            execution_options={"synchronize_session": False})
-        run.withdrawn += result.rowcount
+            status=LineStatus.WITHDRAWN, status_changed_at=now, status_changed_by_id=None, updated_at=now).returning(
+            BillingLine.id, BillingLine.patient_id), execution_options={"synchronize_session": False}).all()
+        run.withdrawn += len(withdrawn)
+        changes += [("withdraw", line_id, patient_id, "the engine no longer bills it") for line_id, patient_id in withdrawn]
     patients = _patient_facts(c.patient_id for c in candidates)
     episode_ids = [c.episode_id for c in candidates]
     certifications, consents = _certifications(episode_ids), _consents(patients)
@@ -368,11 +370,21 @@ def collect_lines(*, now: datetime, organisation_id: int | None = None) -> Colle
         if any(line[name] != value for name, value in values.items()):
             refreshes.append({"b_id": line["id"], "b_status": line["status"], "b_manual_hold": line["manual_hold"],
                               "b_new_updated_at": now, **{f"b_new_{name}": value for name, value in values.items()}})
+            changes.append(("refresh", line["id"], candidate.patient_id, f"status={status}"))
     if new_rows:
-        db.session.execute(insert(BillingLine), new_rows)
+        db.session.execute(insert(BillingLine), new_rows)  # executemany: RETURNING would cost more than a look-up
+        for source, column in (("rtm", BillingLine.rtm_line_id), ("visit", BillingLine.service_line_id)):
+            ids = [row[column.key] for row in new_rows if row["source"] == source]
+            for chunk in _in_chunks(ids, IN_LIST):
+                changes += [("collect", line_id, patient_id, f"status={status}") for line_id, patient_id, status in
+                            db.session.execute(select(BillingLine.id, BillingLine.patient_id, BillingLine.status)
+                                               .where(column.in_(chunk)))]
     if refreshes:
         db.session.execute(_REFRESH, refreshes)
     run.added, run.refreshed = len(new_rows), len(refreshes)
+    if changes:
+        db.session.execute(insert(AuditEntry), [audit_values(SYSTEM, action, "billing_line", line_id, now, patient_id,
+                                                             detail) for action, line_id, patient_id, detail in changes])
     db.session.commit()
     return run
 
@@ -1240,15 +1252,17 @@ def set_claim_settings(actor: Actor, payer_type: str, data: dict[str, Any], *, n
 # ================================================================ the therapist's view
 
 
-def own_line_statuses(actor: Actor, month: str) -> list[BillingLine]:
+def own_line_statuses(actor: Actor, month: str, *, now: datetime) -> list[BillingLine]:
     """A therapist's own patients' lines of a month (their episodes, or lines billed under them):
     status only is shown, never charges or notes."""
     require_permission(actor.user, Permission.VIEW_OWN_BILLING_STATUS)
-    return list(db.session.scalars(select(BillingLine).join(Episode, Episode.id == BillingLine.episode_id).where(
+    lines = list(db.session.scalars(select(BillingLine).join(Episode, Episode.id == BillingLine.episode_id).where(
         BillingLine.month == month, BillingLine.status != LineStatus.WITHDRAWN,
         or_(Episode.therapist_id == actor.user.id, BillingLine.rendering_id == actor.user.id),
         BillingLine.organisation_id == actor.user.organisation_id).order_by(
         BillingLine.patient_id, BillingLine.service_to, BillingLine.code)))
+    audit_reads(actor, "view_billing_status", "billing_line", [(line.id, line.patient_id) for line in lines], now=now)
+    return lines
 
 
 def status_counts(lines: Iterable[BillingLine]) -> Counter:

@@ -447,6 +447,6 @@ def own_status():
     require_permission(current_user, Permission.VIEW_OWN_BILLING_STATUS)
     errors = MonthSchema().validate({"month": request.args["month"]}) if request.args.get("month") else {}
     month = request.args.get("month") if request.args.get("month") and not errors else _previous_month(utc_now())
-    lines = operations.own_line_statuses(actor(), month)
+    lines = operations.own_line_statuses(actor(), month, now=utc_now())
     return render_template("billing/status.html", lines=lines, month=month, errors=errors,
                            previous_month=_shift(month, -1), next_month=_shift(month, 1)), 422 if errors else 200
