@@ -136,8 +136,7 @@ MONITORING_PAGE_CASES = [
     Case("POST", "/rtm/alerts/<id:alert_id>/acknowledge", lambda w: f"/rtm/alerts/{_alert(w)}/acknowledge",
          CLINICIANS_302, other_path=lambda w: f"/rtm/alerts/{_alert(w, other=True)}/acknowledge"),
     Case("GET", "/settings/rtm", lambda w: "/settings/rtm", {"admin": 200, "billing": 200}),
-    Case("POST", "/settings/rtm/policy", lambda w: "/settings/rtm/policy", {"admin": 302, "billing": 302},
-         body=lambda w: POLICY_FORM),
+    Case("POST", "/settings/rtm/policy", lambda w: "/settings/rtm/policy", {"admin": 302}, body=lambda w: POLICY_FORM),
     Case("POST", "/settings/rtm/alerts", lambda w: "/settings/rtm/alerts", {"admin": 302},
          body=lambda w: {**ALERTS_FORM, "clinic_id": str(w.clinic.id)}),
 ]

@@ -476,6 +476,7 @@ def test_claim_settings_per_payer(client, world):
     assert 'href="/settings/rtm?payer_type=commercial"' in html  # the payer's RTM choices are billing's too
     rtm_settings = page(client, "/settings/rtm?payer_type=commercial")
     assert "rtm-alerts" not in rtm_settings  # the clinics' alert thresholds are the admin's
+    assert 'id="policy-read-only"' in rtm_settings and "<fieldset disabled>" in rtm_settings  # and the RTM choices
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [

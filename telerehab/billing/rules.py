@@ -443,8 +443,8 @@ def line_holds(facts: LineFacts) -> list[Hold]:
     if facts.engine_hold:
         holds[HoldKind.ENGINE] = Hold(
             HoldKind.ENGINE, facts.engine_hold,
-            "End or correct the RPM period on the patient's RTM panel, or set the payer's RPM overlap policy to "
-            "\"allow\" on the payer settings page.")
+            "End or correct the RPM period on the patient's RTM panel; an administrator may instead set the payer's "
+            "RPM overlap policy to \"allow\" on the RTM settings page.")
     # Medicare Part B only: therapy, RTM included, must be under a plan of care that a physician or
     # NPP certified (rtm-billing-2026.md §2 "Plan of care"; clinical-assessments.md §6.1 cert_duration,
     # recert). Other payers set their own authorisation rules, which this platform does not model.

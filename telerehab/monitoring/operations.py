@@ -138,13 +138,16 @@ def _payer_row(organisation_id: int, payer_type: str) -> PayerSettings | None:
 
 
 def rtm_policy(actor: Actor, payer_type: str) -> RtmPolicy:
-    require_permission(actor.user, Permission.MANAGE_BILLING)  # a payer's choices: billing's, or the admin's
+    """The payer's choices: set by the admin, read by billing staff too."""
+    if not has_permission(actor.user, Permission.MANAGE_BILLING):
+        require_permission(actor.user, Permission.MANAGE_CARE_SETTINGS)
     return policy_of(_payer_row(actor.user.organisation_id, payer_type))
 
 
 def set_rtm_policy(actor: Actor, payer_type: str, data: dict[str, Any], *, now: datetime) -> RtmPolicy:
-    """The organisation's RTM choices for one kind of payer (validated by the schema)."""
-    require_permission(actor.user, Permission.MANAGE_BILLING)
+    """The organisation's RTM choices for one kind of payer (validated by the schema). The admin's: they
+    decide which lines are held, so the clerks approving lines do not set them."""
+    require_permission(actor.user, Permission.MANAGE_CARE_SETTINGS)
     row = _payer_row(actor.user.organisation_id, payer_type)
     if row is None:
         row = PayerSettings(organisation_id=actor.user.organisation_id, payer_type=payer_type)

@@ -258,14 +258,14 @@ def _settings_page(*, errors: dict | None = None, status: int = 200):
     if payer_type not in PAYER_TYPES:
         payer_type = "medicare"
     policy = operations.rtm_policy(a, payer_type)  # checks the permission first
-    # Alert thresholds are clinical settings (the admin's); billing staff see the payer's choices only.
-    clinics = account_operations.list_clinics(a) if has_permission(current_user, Permission.MANAGE_CARE_SETTINGS) \
-        else []
+    # Alert thresholds and the payer's RTM choices are the admin's; billing staff see the choices only.
+    can_set = has_permission(current_user, Permission.MANAGE_CARE_SETTINGS)
+    clinics = account_operations.list_clinics(a) if can_set else []
     clinic_id = request.values.get("clinic_id", type=int) or (clinics[0].id if clinics else None)
     return render_template(
         "monitoring/settings.html", payer_type=payer_type, payer_types=PAYER_TYPES,
         policy=policy, clinics=clinics, clinic_id=clinic_id,
-        thresholds=operations.alert_thresholds(a, clinic_id) if clinic_id else None,
+        thresholds=operations.alert_thresholds(a, clinic_id) if clinic_id else None, can_set_policy=can_set,
         errors=errors or {}, form=request.form if errors else {}), status
 
 
