@@ -33,33 +33,41 @@ CLAIM_SETTINGS = {
 ADDRESS = {"address_line1": "12 Oak St", "city": "Chicago", "state": "IL", "postal_code": "60601"}
 
 
-def ready_for_claims(world, patients=None, payer_type: str = "medicare") -> None:
-    """Fees, claim settings and home addresses: what the practice sets up once."""
-    billing.set_claim_settings(Actor(world.billing), payer_type, CLAIM_SETTINGS, now=NOW)
-    billing.set_fees(Actor(world.billing), payer_type, FEES, now=NOW)
-    world.clinic.postal_code = "606011234"  # a billing provider's ZIP is ZIP+4 on an 837P
-    for patient in patients or [world.patient]:
+def with_address(*patients) -> None:
+    for patient in patients:
         for name, value in ADDRESS.items():
             setattr(patient, name, value)
     db.session.commit()
 
 
-def rtm_month(world, *, episode=None, patient=None, data_days: int = 20, minutes: int = 45) -> None:
+def ready_for_claims(world, patients=None, payer_type: str = "medicare", *, fees=FEES,
+                     claim_settings=CLAIM_SETTINGS) -> None:
+    """Fees, claim settings (None: none yet) and home addresses: what the practice sets up once."""
+    if claim_settings is not None:
+        billing.set_claim_settings(Actor(world.billing), payer_type, claim_settings, now=NOW)
+    billing.set_fees(Actor(world.billing), payer_type, fees, now=NOW)
+    world.clinic.postal_code = "606011234"  # a billing provider's ZIP is ZIP+4 on an 837P
+    with_address(*(patients or [world.patient]))
+
+
+def rtm_month(world, *, episode=None, patient=None, data_days: int = 20, minutes: int = 45,
+              activity: str = "video", channel: str = "video") -> None:
     """An enrolment with `data_days` check-ins from March 2 and `minutes` of interactive management in
-    March, evaluated on April 2: 98975, a device code, 98980 (+98981 per further 20 minutes)."""
+    March (`activity` on `channel`), evaluated on April 2: 98975, a device code, 98980 (+98981 per
+    further 20 minutes)."""
     episode = episode or world.episode
     patient = patient or world.patient
     enrol(world, episode=episode)
     add_checkins(patient, episode, days_from(START, data_days))
     if minutes:
         monitoring.record_management_time(Actor(world.therapist), episode.id, {
-            "service_date": "2026-03-10", "minutes": minutes, "activity": "video", "interactive": True,
-            "channel": "video"}, now=APRIL_2)
+            "service_date": "2026-03-10", "minutes": minutes, "activity": activity, "interactive": True,
+            "channel": channel}, now=APRIL_2)
     monitoring.evaluate(now=APRIL_2)
 
 
 def signed_visit(world, *, day_offset: int = 1, modality: str = "in_clinic", clinician=None,
-                 services=({"cpt_code": "97110", "minutes": 38},)):
+                 services=({"cpt_code": "97110", "minutes": 38},), note: str = "Knee better"):
     """A completed visit with its services and a signed note (the charges are locked with it)."""
     clinician = clinician or world.therapist
     visit = careplans.schedule_visit(Actor(world.therapist), world.episode.id, visit_data(
@@ -67,7 +75,7 @@ def signed_visit(world, *, day_offset: int = 1, modality: str = "in_clinic", cli
     for status in ("checked_in", "in_progress", "completed"):
         careplans.change_visit_status(Actor(world.therapist), visit.id, status, now=NOW)
     careplans.set_services(Actor(clinician), visit.id, [dict(s) for s in services], now=NOW)
-    careplans.save_note(Actor(clinician), visit.id, {"subjective": "Knee better", "plan": "Progress"}, now=NOW)
+    careplans.save_note(Actor(clinician), visit.id, {"subjective": note, "plan": "Progress"}, now=NOW)
     careplans.sign_note(Actor(clinician), visit.id, now=NOW)
     return visit
 

@@ -22,6 +22,7 @@ from telerehab.accounts.models import User
 from telerehab.accounts.operations import Actor
 from telerehab.billing import x12
 from telerehab.billing.models import BillingLine
+from telerehab.billing.views import dollars  # the pages' own format
 from telerehab.careplans import operations as careplans
 from telerehab.extensions import db
 from telerehab.jobs.models import JobRun
@@ -71,10 +72,6 @@ def live_server(tmp_path_factory) -> Iterator[SimpleNamespace]:
         db.session.remove()
     with served(app) as url:
         yield SimpleNamespace(url=url, app=app, lines=lines, charges=charges)
-
-
-def dollars(cents: int) -> str:
-    return f"${cents // 100:,}.{cents % 100:02d}"
 
 
 def claims_by_patient(text: str) -> dict[str, dict]:

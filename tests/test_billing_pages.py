@@ -6,26 +6,30 @@ reach any of it. Lines come the real way: the RTM engine's and a completed visit
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
-from telerehab.accounts.operations import Actor
 from telerehab.billing import operations as billing
 from telerehab.billing.models import BillingLine, ExportBatch, Fee
-from telerehab.careplans import operations as care
 from telerehab.careplans.models import PayerSettings
 from telerehab.extensions import db
 from telerehab.monitoring import operations as monitoring
 
-from .billing_support import every_837p_written_passes_pyx12  # noqa: F401 (an autouse fixture)
-from .conftest import NOW, login
+from .billing_support import (  # noqa: F401 (an autouse fixture)
+    APRIL_2,
+    MONTH,
+    collected,
+    every_837p_written_passes_pyx12,
+    ready_for_claims,
+    rtm_month,
+    signed_visit,
+    with_address,
+)
+from .conftest import login
 from .test_monitoring_pages import assert_csp_safe
 from .test_monitoring_support import START, add_checkins, days_from, enrol
 
-APRIL_2 = NOW.replace(month=4, day=2)
-MONTH = "2026-03"
 NOTE_TEXT = "Patient disclosed private family matters"  # a visit note's text: billing never sees it
 FEES = {"98975": 2150, "98977": 4510, "98980": 3300, "97110": 3000}
 CLAIM_SETTINGS = {
@@ -35,35 +39,13 @@ CLAIM_SETTINGS = {
 }
 
 
-def _with_address(patient) -> None:
-    patient.address_line1, patient.city, patient.state, patient.postal_code = "5 Elm St", "Chicago", "IL", "60601"
-    db.session.commit()
-
-
 def billable_month(world, *, claim_settings: bool = True) -> None:
-    """March 2026 of the world's patient: RTM set-up, 16 data days, 25 interactive minutes, and an
+    """March 2026 of the world's patient: RTM set-up, 16 data days, 25 minutes on the phone, and an
     in-clinic visit with a signed note; all collected onto the workbench."""
-    _with_address(world.patient)
-    world.clinic.postal_code = "60601-1234"  # a billing provider's ZIP+4
-    enrol(world)
-    add_checkins(world.patient, world.episode, days_from(START, 16))
-    monitoring.record_management_time(Actor(world.therapist), world.episode.id, {
-        "service_date": "2026-03-10", "minutes": 25, "activity": "call", "interactive": True, "channel": "phone"},
-        now=APRIL_2)
-    monitoring.evaluate(now=APRIL_2)
-    start = NOW + timedelta(days=1)
-    visit = care.schedule_visit(Actor(world.therapist), world.episode.id, {
-        "kind": "treatment", "modality": "in_clinic", "starts_at": start, "ends_at": start + timedelta(minutes=45)},
-        now=NOW)
-    for status in ("checked_in", "in_progress", "completed"):
-        care.change_visit_status(Actor(world.therapist), visit.id, status, now=NOW)
-    care.set_services(Actor(world.therapist), visit.id, [{"cpt_code": "97110", "minutes": 33}], now=NOW)
-    care.save_note(Actor(world.therapist), visit.id, {"subjective": NOTE_TEXT}, now=NOW)
-    care.sign_note(Actor(world.therapist), visit.id, now=NOW)
-    billing.collect_lines(now=APRIL_2)
-    billing.set_fees(Actor(world.admin), "medicare", FEES, now=APRIL_2)
-    if claim_settings:
-        billing.set_claim_settings(Actor(world.admin), "medicare", CLAIM_SETTINGS, now=APRIL_2)
+    ready_for_claims(world, fees=FEES, claim_settings=CLAIM_SETTINGS if claim_settings else None)
+    rtm_month(world, data_days=16, minutes=25, activity="call", channel="phone")
+    signed_visit(world, services=({"cpt_code": "97110", "minutes": 33},), note=NOTE_TEXT)
+    collected()
 
 
 def switch_to(client, username: str) -> None:
@@ -228,7 +210,7 @@ def test_a_bulk_action_without_lines_or_action_is_refused(client, month, data, f
 
 
 def test_bring_in_new_lines(client, world):
-    _with_address(world.patient)
+    with_address(world.patient)
     enrol(world)
     add_checkins(world.patient, world.episode, days_from(START, 16))
     monitoring.evaluate(now=APRIL_2)
