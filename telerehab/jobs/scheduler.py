@@ -45,6 +45,9 @@ class JobSpec:
     seconds: int  # the interval; for a daily job, how often it could at most run (once a day)
     misfire_grace_seconds: int  # how late a run may still start; later ones are skipped
     daily_at_utc: str | None = None  # "HH:MM": a daily job at this time instead of an interval
+    # A polling job's runs that found nothing to do are not kept: one every few seconds would bury
+    # the runs that did something.
+    keep_idle_runs: bool = True
 
     @property
     def schedule(self) -> str:
@@ -67,7 +70,7 @@ JOBS = (
     # The billing workbench: new RTM lines and signed visit services in, open lines refreshed.
     JobSpec("collect_billing_lines", "telerehab.billing.operations:collect_all", 600, 600),
     # Export batches queued on the workbench; the page polls their progress.
-    JobSpec("run_claim_exports", "telerehab.billing.operations:run_queued_exports", 5, 5),
+    JobSpec("run_claim_exports", "telerehab.billing.operations:run_queued_exports", 5, 5, keep_idle_runs=False),
     # Runs older than a month (failures: six months) are forgotten.
     JobSpec("prune_job_runs", "telerehab.jobs.operations:prune_runs", 86400, 6 * 3600, daily_at_utc="08:15"),
 )
@@ -86,10 +89,11 @@ def _counts(result) -> dict | None:
     return None
 
 
-def run_job(app: Flask, function: str, *, job_id: str | None = None) -> None:
+def run_job(app: Flask, function: str, *, job_id: str | None = None, keep_idle: bool = True) -> None:
     """Run one service function in a fresh app context, recorded in `job_runs` (start committed
     first, so a run that dies stays visible as `running`). An error is logged and the job runs
-    again at its next time; its function is idempotent, so a half-done run is finished by the next."""
+    again at its next time; its function is idempotent, so a half-done run is finished by the next.
+    Without `keep_idle`, a run that went well and counted nothing leaves no record."""
     with app.app_context():
         from telerehab.extensions import db
 
@@ -107,8 +111,11 @@ def run_job(app: Flask, function: str, *, job_id: str | None = None) -> None:
             log.exception("job %s failed; it runs again at its next time", function)
             outcome, counts, error = "failed", None, f"{type(exc).__name__}: {exc}"[:2000]
         try:
-            db.session.execute(sa.update(JobRun).where(JobRun.id == run_id).values(
-                finished_at=utc_now(), outcome=outcome, counts=counts, error=error))
+            if outcome == "ok" and not keep_idle and counts is not None and not any(counts.values()):
+                db.session.execute(sa.delete(JobRun).where(JobRun.id == run_id))
+            else:
+                db.session.execute(sa.update(JobRun).where(JobRun.id == run_id).values(
+                    finished_at=utc_now(), outcome=outcome, counts=counts, error=error))
             db.session.commit()
         finally:
             db.session.remove()
@@ -129,8 +136,9 @@ def build_scheduler(app: Flask, *, jobs: tuple[JobSpec, ...] = JOBS, lock: Leade
             log.error("the scheduler lock is lost (database connection ended?): stopping")
             scheduler.shutdown(wait=False)
             return
-        run_job(app, function, job_id=job_id)
+        run_job(app, function, job_id=job_id, keep_idle=keep_idle[job_id])
 
+    keep_idle = {spec.id: spec.keep_idle_runs for spec in jobs}
     for spec in jobs:
         if spec.daily_at_utc:
             hour, minute = (int(part) for part in spec.daily_at_utc.split(":"))
