@@ -13,7 +13,7 @@ import logging
 import os
 import re
 import tempfile
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -1264,9 +1264,6 @@ def own_line_statuses(actor: Actor, month: str, *, now: datetime) -> list[Billin
     audit_reads(actor, "view_billing_status", "billing_line", [(line.id, line.patient_id) for line in lines], now=now)
     return lines
 
-
-def status_counts(lines: Iterable[BillingLine]) -> Counter:
-    return Counter(line.status for line in lines)
 
 
 # ================================================================ the command line
