@@ -21,15 +21,7 @@ from telerehab.accounts.schemas import PAYER_TYPES
 from telerehab.billing import operations
 from telerehab.billing.models import BillingLine
 from telerehab.billing.operations import CORRECTABLE, Filters
-from telerehab.billing.rules import (
-    DEVICE_SUPPLY_CODES,
-    MANAGEMENT_EACH_20,
-    MANAGEMENT_FIRST_10,
-    MANAGEMENT_FIRST_20,
-    SETUP_CODE,
-    LineAction,
-    LineStatus,
-)
+from telerehab.billing.rules import LineAction, LineStatus
 from telerehab.billing.schemas import (
     BatchCreateSchema,
     BulkActionSchema,
@@ -41,6 +33,7 @@ from telerehab.billing.schemas import (
     NoteSchema,
     fee_schema,
 )
+from telerehab.billing.x12 import RTM_CODES
 from telerehab.db_types import utc_now
 from telerehab.errors import ValidationFailed
 from telerehab.web.forms import actor, form_errors, form_payload, load_form
@@ -60,7 +53,6 @@ ACTION_DONE = {LineAction.APPROVE: "approved", LineAction.HOLD: "held", LineActi
 BATCH_STATUS_LABELS = {"queued": "Queued", "running": "Writing", "ready": "Ready", "failed": "Failed",
                        "cancelled": "Cancelled"}
 FREQUENCY_LABELS = {"1": "Original", "7": "Replacement", "8": "Void"}
-RTM_CODES = sorted({SETUP_CODE, *DEVICE_SUPPLY_CODES, MANAGEMENT_FIRST_10, MANAGEMENT_FIRST_20, MANAGEMENT_EACH_20})
 FILTER_NAMES = ("month", "clinic", "therapist", "payer", "code", "status")
 REFUSED_SHOWN = 20  # refused lines listed one by one after a bulk action; the rest are counted
 
