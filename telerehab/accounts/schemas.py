@@ -14,7 +14,7 @@ from telerehab.accounts.rules import (
     timezone_problem,
     tin_problem,
 )
-from telerehab.api.validation import checked_by
+from telerehab.api.validation import checked_by, x12_text
 
 PAYER_TYPES = ("medicare", "medicare_advantage", "medicaid", "commercial", "workers_comp", "self_pay")
 CONSENT_METHODS = ("written", "verbal", "electronic")
@@ -34,13 +34,6 @@ US_STATE_CODES = frozenset((
 POSTAL_CODE_PATTERN = r"^[0-9]{5}(-?[0-9]{4})?$"
 
 
-def _claim_text(min_length: int, max_length: int) -> list:
-    # * ~ : ^ separate elements, segments, components and repetitions in X12: in a value they would
-    # break the claim file, so they are refused here rather than at export.
-    return [validate.Length(min=min_length, max=max_length), validate.Regexp(
-        r"^[^*~:^\x00-\x1f]*$", error="Write this without * ~ : ^ or line breaks: claim files use them as separators.")]
-
-
 class PatientWriteSchema(Schema):
     first_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     last_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
@@ -57,9 +50,9 @@ class PatientWriteSchema(Schema):
     payer_type = fields.String(required=True, validate=validate.OneOf(PAYER_TYPES))
     payer_name = fields.String(allow_none=True, validate=validate.Length(max=200))
     member_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=40))
-    address_line1 = fields.String(allow_none=True, validate=_claim_text(1, 55))
-    address_line2 = fields.String(allow_none=True, validate=_claim_text(0, 55))
-    city = fields.String(allow_none=True, validate=_claim_text(2, 30))
+    address_line1 = fields.String(allow_none=True, validate=x12_text(1, 55))
+    address_line2 = fields.String(allow_none=True, validate=x12_text(0, 55))
+    city = fields.String(allow_none=True, validate=x12_text(2, 30))
     state = fields.String(allow_none=True, validate=validate.OneOf(
         sorted(US_STATE_CODES), error="Give the USPS code in capitals, e.g. IL (a state, DC or a territory)."))
     postal_code = fields.String(allow_none=True, validate=validate.Regexp(

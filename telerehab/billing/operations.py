@@ -20,7 +20,6 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import bindparam, func, insert, or_, select, update
@@ -30,7 +29,7 @@ from sqlalchemy.orm import aliased, selectinload
 from telerehab.accounts.models import AuditEntry, Clinic, Consent, Organisation, Patient, User
 from telerehab.accounts.operations import SYSTEM, Actor, audit, audit_reads, audit_values
 from telerehab.accounts.policy import Permission, require_permission
-from telerehab.accounts.rules import ConsentKind, Role, normalise_mbi
+from telerehab.accounts.rules import REQUIRED_ADDRESS_FIELDS, ConsentKind, Role, normalise_mbi
 from telerehab.billing import claims as claim_rules
 from telerehab.billing import x12
 from telerehab.billing.claim_csv import write_claim_csv
@@ -60,6 +59,7 @@ from telerehab.billing.rules import (
     transition_problem,
 )
 from telerehab.careplans.models import (
+    CareSettings,
     Episode,
     EpisodeDiagnosis,
     PayerSettings,
@@ -68,10 +68,14 @@ from telerehab.careplans.models import (
     Visit,
     VisitNote,
 )
+from telerehab.careplans.operations import payer_row
 from telerehab.careplans.rules import Modality, VisitStatus
 from telerehab.errors import NotFound, ValidationFailed
+from telerehab.exercises.models import CheckIn
+from telerehab.exercises.rules import local_date_of
 from telerehab.extensions import db
 from telerehab.monitoring.models import ManagementTimeEntry, RtmBillableLine, RtmEnrolment
+from telerehab.monitoring.rules import Status as EngineStatus
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +84,6 @@ UNBILLED = (LineStatus.VOID, LineStatus.WITHDRAWN)  # out of the month's total
 READ_ACTIONS = ("view_billing_line", "view_billing_evidence", "print_evidence_pack", "view_billing_status")
 EXPORT_CHUNK = 1000  # lines loaded between two progress reports
 STALE_EXPORT = timedelta(minutes=15)  # a batch running this long lost its runner
-ENGINE_READY, ENGINE_HELD = "ready", "held"
 
 
 # ================================================================ scope
@@ -121,10 +124,6 @@ class CollectRun:
     added: int = 0
     refreshed: int = 0
     withdrawn: int = 0
-
-
-def _local_day(moment: datetime, timezone: str) -> date:
-    return moment.astimezone(ZoneInfo(timezone)).date()
 
 
 @dataclass(frozen=True)
@@ -171,14 +170,14 @@ def _rtm_candidates(organisation_id: int | None) -> tuple[list[_Candidate], list
     candidates, gone = [], []
     for (rtm_id, status, code, units, modifiers, service_date, place, reason, episode_id, patient_id, clinic_id,
          therapist_id, organisation, line_id) in db.session.execute(query):
-        if status not in (ENGINE_READY, ENGINE_HELD) or not units:
+        if status not in (EngineStatus.READY, EngineStatus.HELD) or not units:
             gone.append(rtm_id)
             continue
         candidates.append(_Candidate(
             source="rtm", source_id=rtm_id, visit_id=None, episode_id=episode_id, patient_id=patient_id,
             clinic_id=clinic_id, organisation_id=organisation, rendering_id=therapist_id, code=code,
             modifiers=modifiers, units=units, service_from=service_date, service_to=service_date,
-            place_of_service=place or "11", line_id=line_id, engine_hold=reason if status == ENGINE_HELD else None,
+            place_of_service=place or "11", line_id=line_id, engine_hold=reason if status == EngineStatus.HELD else None,
             consent_kind=ConsentKind.RTM))
     return candidates, gone
 
@@ -186,8 +185,6 @@ def _rtm_candidates(organisation_id: int | None) -> tuple[list[_Candidate], list
 def _visit_candidates(organisation_id: int | None) -> list[_Candidate]:
     """Services of completed visits whose note is signed (they are locked with it), not yet on the
     workbench or still open there."""
-    from telerehab.careplans.models import CareSettings
-
     clinician = aliased(User)
     query = (select(ServiceLine.id, ServiceLine.cpt_code, ServiceLine.modifiers, ServiceLine.units,
                     ServiceLine.place_of_service, Visit.id, Visit.starts_at, Visit.modality, Visit.clinic_id,
@@ -209,7 +206,7 @@ def _visit_candidates(organisation_id: int | None) -> list[_Candidate]:
     for (service_id, code, modifiers, units, place, visit_id, starts_at, modality, clinic_id, clinician_id, role,
          cosigned_at, episode_id, patient_id, therapist_id, timezone, organisation, cosign_required,
          line_id) in db.session.execute(query):
-        day = _local_day(starts_at, timezone)
+        day = local_date_of(starts_at, timezone)
         by_assistant = role == Role.ASSISTANT
         candidates.append(_Candidate(
             source="visit", source_id=service_id, visit_id=visit_id, episode_id=episode_id, patient_id=patient_id,
@@ -224,7 +221,7 @@ def _visit_candidates(organisation_id: int | None) -> list[_Candidate]:
 
 def _certifications(episode_ids: Iterable[int]) -> dict[int, list[CertificationPeriod]]:
     periods: dict[int, list[CertificationPeriod]] = defaultdict(list)
-    for chunk in _in_chunks(sorted(set(episode_ids)), IN_LIST):
+    for chunk in _in_chunks(sorted(set(episode_ids))):
         for episode_id, start, end, signed in db.session.execute(select(
                 Episode.id, Episode.certification_start, Episode.certification_end,
                 Episode.certification_signed_on).where(Episode.id.in_(chunk))):
@@ -247,30 +244,29 @@ class _PatientFacts:
 
 def _patient_facts(patient_ids: Iterable[int]) -> dict[int, _PatientFacts]:
     facts = {}
-    for chunk in _in_chunks(sorted(set(patient_ids)), IN_LIST):
-        for patient_id, payer_type, member_id, timezone, line1, city, state, postal_code in db.session.execute(select(
-                Patient.id, Patient.payer_type, Patient.member_id, Patient.timezone, Patient.address_line1,
-                Patient.city, Patient.state, Patient.postal_code).where(Patient.id.in_(chunk))):
-            facts[patient_id] = _PatientFacts(payer_type, member_id, timezone,
-                                              bool(line1 and city and state and postal_code))
+    for chunk in _in_chunks(sorted(set(patient_ids))):
+        for patient_id, payer_type, member_id, timezone, *address in db.session.execute(select(
+                Patient.id, Patient.payer_type, Patient.member_id, Patient.timezone,
+                *(getattr(Patient, name) for name in REQUIRED_ADDRESS_FIELDS)).where(Patient.id.in_(chunk))):
+            facts[patient_id] = _PatientFacts(payer_type, member_id, timezone, all(address))
     return facts
 
 
 def _consents(patients: dict[int, _PatientFacts]) -> dict[tuple[int, str], list[ConsentSpan]]:
     spans: dict[tuple[int, str], list[ConsentSpan]] = defaultdict(list)
-    for chunk in _in_chunks(sorted(patients), IN_LIST):
+    for chunk in _in_chunks(sorted(patients)):
         for patient_id, kind, granted_at, revoked_at in db.session.execute(select(
                 Consent.patient_id, Consent.kind, Consent.granted_at, Consent.revoked_at).where(
                 Consent.patient_id.in_(chunk))):
             zone = patients[patient_id].timezone
             spans[patient_id, kind].append(ConsentSpan(
-                _local_day(granted_at, zone), _local_day(revoked_at, zone) if revoked_at else None))
+                local_date_of(granted_at, zone), local_date_of(revoked_at, zone) if revoked_at else None))
     return spans
 
 
 def _diagnosis_counts(episode_ids: Iterable[int]) -> dict[int, int]:
     counts = {}
-    for chunk in _in_chunks(sorted(set(episode_ids)), IN_LIST):
+    for chunk in _in_chunks(sorted(set(episode_ids))):
         counts.update(db.session.execute(select(EpisodeDiagnosis.episode_id, func.count()).where(
             EpisodeDiagnosis.episode_id.in_(chunk)).group_by(EpisodeDiagnosis.episode_id)).all())
     return counts
@@ -278,7 +274,7 @@ def _diagnosis_counts(episode_ids: Iterable[int]) -> dict[int, int]:
 
 def _npis(user_ids: Iterable[int]) -> dict[int, str | None]:
     npis = {}
-    for chunk in _in_chunks(sorted(set(user_ids)), IN_LIST):
+    for chunk in _in_chunks(sorted(set(user_ids))):
         npis.update(db.session.execute(select(User.id, User.npi).where(User.id.in_(chunk))).all())
     return npis
 
@@ -291,7 +287,7 @@ def _fees(organisation_ids: set[int]) -> dict[tuple[int, str, str], int]:
 IN_LIST = 5000  # ids per IN (...): well under SQLite's and PostgreSQL's parameter limits
 
 
-def _in_chunks(items: Sequence, size: int = 500) -> Iterable[Sequence]:
+def _in_chunks(items: Sequence, size: int = IN_LIST) -> Iterable[Sequence]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
 
@@ -318,7 +314,7 @@ def collect_lines(*, now: datetime, organisation_id: int | None = None) -> Colle
     candidates = rtm + _visit_candidates(organisation_id)
     run = CollectRun()
     changes: list[tuple[str, int, int, str]] = []  # (action, line, patient, detail) for the audit log
-    for chunk in _in_chunks(gone, IN_LIST):
+    for chunk in _in_chunks(gone):
         withdrawn = db.session.execute(update(BillingLine).where(
             BillingLine.rtm_line_id.in_(chunk), BillingLine.status.in_(OPEN_STATUSES)).values(
             status=LineStatus.WITHDRAWN, status_changed_at=now, status_changed_by_id=None, updated_at=now).returning(
@@ -331,7 +327,7 @@ def collect_lines(*, now: datetime, organisation_id: int | None = None) -> Colle
     diagnoses, npis = _diagnosis_counts(episode_ids), _npis(c.rendering_id for c in candidates)
     fees = _fees({c.organisation_id for c in candidates})
     existing: dict[int, dict] = {}
-    for chunk in _in_chunks(sorted(c.line_id for c in candidates if c.line_id), IN_LIST):
+    for chunk in _in_chunks(sorted(c.line_id for c in candidates if c.line_id)):
         existing.update((row["id"], row) for row in db.session.execute(select(
             _LINES.c.id, _LINES.c.manual_hold, *(_LINES.c[name] for name in _REFRESHED)).where(
             _LINES.c.id.in_(chunk))).mappings())
@@ -375,7 +371,7 @@ def collect_lines(*, now: datetime, organisation_id: int | None = None) -> Colle
         db.session.execute(insert(BillingLine), new_rows)  # executemany: RETURNING would cost more than a look-up
         for source, column in (("rtm", BillingLine.rtm_line_id), ("visit", BillingLine.service_line_id)):
             ids = [row[column.key] for row in new_rows if row["source"] == source]
-            for chunk in _in_chunks(ids, IN_LIST):
+            for chunk in _in_chunks(ids):
                 changes += [("collect", line_id, patient_id, f"status={status}") for line_id, patient_id, status in
                             db.session.execute(select(BillingLine.id, BillingLine.patient_id, BillingLine.status)
                                                .where(column.in_(chunk)))]
@@ -505,7 +501,7 @@ def _rtm_status(status: str, holds: list[dict]) -> str:
     shows the therapist where it stands; back to ready or held, it is the engine's again."""
     if status not in OPEN_STATUSES:
         return status
-    return ENGINE_HELD if any(hold["kind"] == HoldKind.ENGINE for hold in holds) else ENGINE_READY
+    return EngineStatus.HELD if any(hold["kind"] == HoldKind.ENGINE for hold in holds) else EngineStatus.READY
 
 
 def _set_status(actor: Actor, lines: list[BillingLine], status: str, *, now: datetime, action: str,
@@ -526,7 +522,7 @@ def _set_status(actor: Actor, lines: list[BillingLine], status: str, *, now: dat
         if line.rtm_line_id is not None:
             mirrored[_rtm_status(status, changes.get(line.id, {}).get("holds", line.holds))].append(line.rtm_line_id)
     for rtm_status, ids in mirrored.items():
-        for chunk in _in_chunks(ids, 5000):
+        for chunk in _in_chunks(ids):
             db.session.execute(update(RtmBillableLine).where(RtmBillableLine.id.in_(chunk)).values(status=rtm_status))
     db.session.execute(insert(AuditEntry), [
         audit_values(actor, action, "billing_line", line.id, now, line.patient_id, detail) for line in lines])
@@ -549,7 +545,7 @@ def apply_action(actor: Actor, line_ids: Sequence[int], action: str, *, reason: 
     lines = []
     found: dict[int, BillingLine] = {}
     batched: dict[int, str] = {}  # an approved line a live batch holds is not taken back under it
-    for chunk in _in_chunks(sorted(set(line_ids)), 5000):
+    for chunk in _in_chunks(sorted(set(line_ids))):
         found.update((line.id, line) for line in db.session.scalars(_billing_scope(
             actor, select(BillingLine).where(BillingLine.id.in_(chunk))).with_for_update().execution_options(
             populate_existing=True)))
@@ -634,8 +630,6 @@ class Evidence:
 
 
 def _evidence(line: BillingLine) -> Evidence:
-    from telerehab.exercises.models import CheckIn
-
     episode = db.session.get(Episode, line.episode_id)
     rtm_line = db.session.get(RtmBillableLine, line.rtm_line_id) if line.rtm_line_id else None
     enrolment = db.session.get(RtmEnrolment, rtm_line.enrolment_id) if rtm_line else None
@@ -792,14 +786,9 @@ def _write_file(path: Path, text: str) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _x12_header(batch: ExportBatch, control_number: int) -> x12.Batch:
+def _x12_header(batch: ExportBatch, settings: PayerSettings, control_number: int) -> x12.Batch:
     clinic = db.session.get(Clinic, batch.clinic_id)
     organisation = db.session.get(Organisation, batch.organisation_id)
-    settings = db.session.scalar(select(PayerSettings).where(
-        PayerSettings.organisation_id == batch.organisation_id, PayerSettings.payer_type == batch.payer_type))
-    problems = _claim_setting_problems(settings)
-    if problems:
-        raise x12.ClaimDataError("payer_settings", problems["payer_settings"][0])
     return x12.Batch(
         id=batch.reference, created_at=batch.created_at, interchange_control_number=control_number,
         group_control_number=control_number, usage=x12.Usage(batch.usage),
@@ -812,9 +801,7 @@ def _x12_header(batch: ExportBatch, control_number: int) -> x12.Batch:
                                 clinic.postal_code.replace("-", ""), clinic.address_line2 or "")))
 
 
-def _claim_items(batch: ExportBatch, lines: list[BillingLine]) -> list[claim_rules.ClaimItem]:
-    settings = db.session.scalar(select(PayerSettings).where(
-        PayerSettings.organisation_id == batch.organisation_id, PayerSettings.payer_type == batch.payer_type))
+def _claim_items(batch: ExportBatch, settings: PayerSettings, lines: list[BillingLine]) -> list[claim_rules.ClaimItem]:
     payer = x12.Payer(settings.claim_payer_name, settings.claim_payer_id, x12.PayerType(batch.payer_type))
     episode_ids = {line.episode_id for line in lines}
     diagnoses: dict[int, list[str]] = defaultdict(list)
@@ -883,21 +870,26 @@ def run_export(batch_id: int, *, now: datetime) -> ExportBatch:
             ExportBatchLine.batch_id == batch.id, ExportBatchLine.live).order_by(ExportBatchLine.line_id))]
         for chunk in _in_chunks(ids, EXPORT_CHUNK):
             _progress(batch.id, len(lines) // 2)  # loading is about half the work
-            lines.extend(db.session.scalars(select(BillingLine).where(BillingLine.id.in_(chunk)).with_for_update()
+            lines.extend(db.session.scalars(select(BillingLine).where(BillingLine.id.in_(chunk))
                                             .execution_options(populate_existing=True)))
-        # Lines are held or unapproved only outside a live batch, so this is a last guard, not a path.
+        # A line in a live batch is never held, unapproved or cancelled under it (and progress commits
+        # would let go of row locks anyway), so this is a last guard, not a path.
         expected = (LineStatus.APPROVED,) if original else CORRECTABLE
         strays = [line for line in lines if line.status not in expected]
         if not lines or strays:
             raise x12.ClaimDataError("lines", f"{len(strays)} of its lines are no longer {' or '.join(expected)}"
                                      if strays else "it holds no lines any more")
+        settings = payer_row(batch.organisation_id, batch.payer_type)
+        problems = _claim_setting_problems(settings)  # they may have changed since the batch was queued
+        if problems:
+            raise x12.ClaimDataError("payer_settings", problems["payer_settings"][0])
         assembled = claim_rules.assemble_claims(
-            batch.reference, _claim_items(batch, lines), frequency=x12.Frequency(batch.frequency),
+            batch.reference, _claim_items(batch, settings, lines), frequency=x12.Frequency(batch.frequency),
             original_claim_number=None if original else batch.original_claim_number)
         control = ControlNumber(batch_id=batch.id, allocated_at=now)
         db.session.add(control)
         db.session.flush()
-        header = _x12_header(batch, control.id)
+        header = _x12_header(batch, settings, control.id)
         claims = [item.claim for item in assembled]
         x12_sha = _write_file(storage_path(batch, "837p"), x12.write_837p(header, claims))
         csv_sha = _write_file(storage_path(batch, "csv"), write_claim_csv(header, claims))
@@ -1130,12 +1122,13 @@ def correct_claim(actor: Actor, claim_number: str, kind: str, *, payer_claim_num
     if kind == CorrectionKind.VOID:
         kept, removed = lines, []
     frequency = x12.Frequency.REPLACEMENT if kind == CorrectionKind.REPLACE else x12.Frequency.VOID
+    settings = payer_row(lines[0].organisation_id, lines[0].payer_type)
     batch = ExportBatch(
         organisation_id=lines[0].organisation_id, clinic_id=lines[0].clinic_id, payer_type=lines[0].payer_type,
         month=lines[0].month, frequency=frequency, corrects_claim_number=claim_number,
         original_claim_number=payer_claim_number, status="queued", line_count=len(kept),
         total_cents=sum(line.charge_cents or 0 for line in kept),
-        usage=(_payer_settings(lines[0].organisation_id, lines[0].payer_type) or PayerSettings(claim_usage="T")).claim_usage,
+        usage=settings.claim_usage if settings else x12.Usage.TEST,
         created_by_id=actor.user.id, created_at=now)
     db.session.add(batch)
     db.session.flush()
@@ -1170,11 +1163,6 @@ def _pending_batches(line_ids: Sequence[int]) -> list[ExportBatch]:
         ExportBatchLine, ExportBatchLine.batch_id == ExportBatch.id).where(
         ExportBatchLine.line_id.in_(line_ids), ExportBatchLine.live,
         ExportBatch.status.in_(("queued", "running"))).distinct().order_by(ExportBatch.id)))
-
-
-def _payer_settings(organisation_id: int, payer_type: str) -> PayerSettings | None:
-    return db.session.scalar(select(PayerSettings).where(
-        PayerSettings.organisation_id == organisation_id, PayerSettings.payer_type == payer_type))
 
 
 # ================================================================ fee schedule and claim settings
@@ -1236,7 +1224,7 @@ def set_claim_settings(actor: Actor, payer_type: str, data: dict[str, Any], *, n
     """The payer's name and id on claims, submitter and receiver, test or production (validated by the
     schema)."""
     require_permission(actor.user, Permission.MANAGE_BILLING)
-    row = _payer_settings(actor.user.organisation_id, payer_type)
+    row = payer_row(actor.user.organisation_id, payer_type)
     if row is None:
         row = PayerSettings(organisation_id=actor.user.organisation_id, payer_type=payer_type)
         db.session.add(row)

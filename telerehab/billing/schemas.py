@@ -9,7 +9,7 @@ import re
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from telerehab.accounts.schemas import PAYER_TYPES
-from telerehab.api.validation import ROW_ID
+from telerehab.api.validation import ROW_ID, Dollars, x12_text
 from telerehab.billing.rules import LineAction, LineStatus
 
 MAX_FEE_CENTS = 10_000_000  # $100,000 a unit: far above any fee, far below the column's limit
@@ -17,32 +17,15 @@ MONTH_ERROR = "Give the month as YYYY-MM, for example 2026-03."
 _month = validate.Regexp(r"^[0-9]{4}-(0[1-9]|1[0-2])$", error=MONTH_ERROR)
 _code = validate.Regexp(r"^[0-9A-Z][0-9]{3}[0-9A-Z]$", error="A code is 5 characters, for example 98977.")
 # The X12 separators (and line breaks) never reach a claim's text fields.
-_claim_text = validate.Regexp(r"^[^*:~^\x00-\x1f]{1,60}$",
-                              error="At most 60 characters, without * : ~ ^ or line breaks.")
+_claim_text = x12_text(1, 60)
 _exchange_id = validate.Regexp(r"^[A-Za-z0-9]{2,15}$", error="2 to 15 letters or digits.")
 
 
-class Dollars(fields.Field):
-    """An amount typed in dollars ("45.10", "$45.1", "1,200"), loaded as whole cents, above zero."""
-
-    default_error_messages = {
-        "invalid": "Give the amount in dollars, with at most 2 decimals, for example 45.10.",
-        "not_positive": "The amount must be more than $0.00; leave it blank for no fee.",
-        "too_large": "At most $100,000.00 per unit.",
-    }
-    _PATTERN = re.compile(r"(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]{1,2})?")
-
-    def _deserialize(self, value, attr, data, **kwargs) -> int:
-        text = str(value).strip().removeprefix("$").strip()
-        if not self._PATTERN.fullmatch(text):
-            raise self.make_error("invalid")
-        whole, _, fraction = text.replace(",", "").partition(".")
-        cents = int(whole) * 100 + int(fraction.ljust(2, "0"))
-        if cents <= 0:
-            raise self.make_error("not_positive")
-        if cents > MAX_FEE_CENTS:
-            raise self.make_error("too_large")
-        return cents
+# A fee per unit: a blank one is no fee; a typo is refused in the fee table's own words.
+_FEE_TYPO = "Give the amount in dollars, with at most 2 decimals, for example 45.10."
+_FEE_ERRORS = {"invalid": _FEE_TYPO, "negative": _FEE_TYPO}
+_FEE_RANGE = [validate.Range(min=1, error="The amount must be more than $0.00; leave it blank for no fee."),
+              validate.Range(max=MAX_FEE_CENTS, error="At most $100,000.00 per unit.")]
 
 
 class FilterSchema(Schema):
@@ -114,7 +97,7 @@ class CorrectionSchema(Schema):
 
 class _FeeSchema(Schema):
     new_code = fields.String(allow_none=True, validate=_code)
-    new_amount = Dollars(allow_none=True)
+    new_amount = Dollars(allow_none=True, validate=_FEE_RANGE, error_messages=_FEE_ERRORS)
 
     @validates_schema
     def _new_code_has_amount(self, data, **kwargs):
@@ -125,7 +108,8 @@ class _FeeSchema(Schema):
 
 def fee_schema(codes: list[str]) -> Schema:
     """One amount per code (field "fee_<code>"; blank: no fee), and a new code with its amount."""
-    return _FeeSchema.from_dict({f"fee_{code}": Dollars(allow_none=True) for code in codes}, name="FeeSchema")()
+    return _FeeSchema.from_dict({f"fee_{code}": Dollars(allow_none=True, validate=_FEE_RANGE, error_messages=_FEE_ERRORS)
+                              for code in codes}, name="FeeSchema")()
 
 
 class ClaimSettingsSchema(Schema):

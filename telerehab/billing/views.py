@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from marshmallow import ValidationError as MarshmallowValidationError
 
 from telerehab.accounts.policy import Permission, require_permission
 from telerehab.accounts.schemas import PAYER_TYPES
+from telerehab.api.validation import dollars as format_dollars
 from telerehab.billing import operations
 from telerehab.billing.models import BillingLine
 from telerehab.billing.operations import CORRECTABLE, Filters
@@ -36,7 +36,7 @@ from telerehab.billing.schemas import (
 from telerehab.billing.x12 import RTM_CODES
 from telerehab.db_types import utc_now
 from telerehab.errors import ValidationFailed
-from telerehab.web.forms import actor, form_errors, form_payload, load_form
+from telerehab.web.forms import actor, load_form
 
 bp = Blueprint("billing", __name__, url_prefix="/billing", template_folder="templates", static_folder="static",
                static_url_path="/static")
@@ -58,7 +58,8 @@ REFUSED_SHOWN = 20  # refused lines listed one by one after a bulk action; the r
 
 
 def dollars(cents: int | None) -> str:
-    return "no fee" if cents is None else f"${cents // 100:,}.{cents % 100:02d}"
+    """A line's charge as shown; a line without a fee has none."""
+    return "no fee" if cents is None else format_dollars(cents)
 
 
 @bp.context_processor
@@ -85,11 +86,7 @@ def _shift(month: str, months: int) -> str:
 
 def _filters(values) -> tuple[Filters, int]:
     """The workbench's filters from a query string or a form's hidden fields; bad ones are refused."""
-    schema = FilterSchema()
-    try:
-        data = schema.load(form_payload(values, schema))
-    except MarshmallowValidationError as error:
-        raise ValidationFailed(form_errors(error.messages)) from None
+    data = load_form(FilterSchema(), values=values)
     filters = Filters(month=data.get("month") or _previous_month(utc_now()), clinic_id=data.get("clinic"),
                       rendering_id=data.get("therapist"), payer_type=data.get("payer"), code=data.get("code"),
                       status=data.get("status"))
@@ -241,11 +238,7 @@ def add_note(line_id: int):
 @bp.route("/evidence-pack")
 @login_required
 def evidence_pack():
-    schema = EvidencePackSchema()
-    try:
-        data = schema.load(form_payload(request.args, schema))
-    except MarshmallowValidationError as error:
-        raise ValidationFailed(form_errors(error.messages)) from None
+    data = load_form(EvidencePackSchema(), values=request.args)
     pack = operations.evidence_pack(actor(), now=utc_now(), claim_number=data.get("claim"),
                                     patient_id=data.get("patient"), month=data.get("month"))
     return render_template("billing/pack.html", pack=pack, patient=pack.patient)

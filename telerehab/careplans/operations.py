@@ -1065,6 +1065,12 @@ def set_working_hours(
 
 # ---------------------------------------------------------------- payer settings
 
+def payer_row(organisation_id: int, payer_type: str) -> PayerSettings | None:
+    """The organisation's settings for one kind of payer; None: the defaults."""
+    return db.session.scalar(select(PayerSettings).where(
+        PayerSettings.organisation_id == organisation_id, PayerSettings.payer_type == payer_type))
+
+
 def payer_wants_modifier_95(organisation_id: int, payer_type: str) -> bool:
     return db.session.scalar(select(PayerSettings.telehealth_modifier_95).where(
         PayerSettings.organisation_id == organisation_id, PayerSettings.payer_type == payer_type)) is not False
@@ -1080,8 +1086,7 @@ def set_payer_settings(actor: Actor, modifier_95: dict[str, bool], *, now: datet
     require_permission(actor.user, Permission.MANAGE_BILLING)
     organisation_id = actor.user.organisation_id
     for payer_type in PAYER_TYPES:
-        row = db.session.scalar(select(PayerSettings).where(
-            PayerSettings.organisation_id == organisation_id, PayerSettings.payer_type == payer_type))
+        row = payer_row(organisation_id, payer_type)
         if row is None:
             row = PayerSettings(organisation_id=organisation_id, payer_type=payer_type)
             db.session.add(row)

@@ -49,6 +49,7 @@ from telerehab.billing.rules import (
     SetupRebill,
 )
 from telerehab.careplans.models import Episode, PayerSettings, Visit
+from telerehab.careplans.operations import payer_row
 from telerehab.careplans.records import episode_for
 from telerehab.careplans.rules import EpisodeStatus
 from telerehab.errors import NotFound, ValidationFailed, field_errors
@@ -132,23 +133,18 @@ POLICY_COLUMNS = {  # RtmPolicy field -> PayerSettings column
 }
 
 
-def _payer_row(organisation_id: int, payer_type: str) -> PayerSettings | None:
-    return db.session.scalar(select(PayerSettings).where(
-        PayerSettings.organisation_id == organisation_id, PayerSettings.payer_type == payer_type))
-
-
 def rtm_policy(actor: Actor, payer_type: str) -> RtmPolicy:
     """The payer's choices: set by the admin, read by billing staff too."""
     if not has_permission(actor.user, Permission.MANAGE_BILLING):
         require_permission(actor.user, Permission.MANAGE_CARE_SETTINGS)
-    return policy_of(_payer_row(actor.user.organisation_id, payer_type))
+    return policy_of(payer_row(actor.user.organisation_id, payer_type))
 
 
 def set_rtm_policy(actor: Actor, payer_type: str, data: dict[str, Any], *, now: datetime) -> RtmPolicy:
     """The organisation's RTM choices for one kind of payer (validated by the schema). The admin's: they
     decide which lines are held, so the clerks approving lines do not set them."""
     require_permission(actor.user, Permission.MANAGE_CARE_SETTINGS)
-    row = _payer_row(actor.user.organisation_id, payer_type)
+    row = payer_row(actor.user.organisation_id, payer_type)
     if row is None:
         row = PayerSettings(organisation_id=actor.user.organisation_id, payer_type=payer_type)
         db.session.add(row)
@@ -1380,7 +1376,7 @@ def patient_inputs(actor: Actor, patient_id: int, *, now: datetime) -> PatientIn
                                       .order_by(RpmPeriod.start_date.desc(), RpmPeriod.id.desc())))
     amounts = list(db.session.scalars(select(TherapyAmount).where(TherapyAmount.patient_id == patient.id)
                                       .order_by(TherapyAmount.year.desc())))
-    policy = policy_of(_payer_row(patient.clinic.organisation_id, patient.payer_type))
+    policy = policy_of(payer_row(patient.clinic.organisation_id, patient.payer_type))
     # The lines' own modifier rule decides, so the panel cannot disagree with what is billed.
     kx_years = {amount.year for amount in amounts if billing.THRESHOLD_MODIFIER in billing.modifiers(
         billing.MANAGEMENT_FIRST_20, assistant_over_de_minimis=False, ytd_therapy_cents=amount.amount_cents,

@@ -8,7 +8,6 @@ form comes back with its messages beside the fields (422).
 
 from __future__ import annotations
 
-import re
 from datetime import date
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -20,6 +19,7 @@ from telerehab.accounts.models import User
 from telerehab.accounts.policy import Permission, has_permission
 from telerehab.accounts.rules import CLINICAL_ROLES
 from telerehab.accounts.schemas import PAYER_TYPES
+from telerehab.api.validation import Dollars, dollars
 from telerehab.careplans.records import episode_for
 from telerehab.db_types import utc_now
 from telerehab.errors import ValidationFailed
@@ -87,7 +87,7 @@ def _panel(episode_id: int, *, errors: dict | None = None, status: int = 200, re
         can_record_amount=has_permission(current_user, Permission.RECORD_THERAPY_AMOUNT),
         inputs=operations.patient_inputs(a, patient.id, now=now),
         patient_today=operations.local_today(patient.timezone, now), rpm_source_labels=RPM_SOURCE_LABELS,
-        dollars=_dollars,
+        dollars=dollars,
         refused=refused, input_errors=errors if refused else {}, input_form=request.form if refused else {},
     ), status
 
@@ -153,7 +153,6 @@ def end(episode_id: int):
 
 # ---------------------------------------------------------------- the patient's RPM periods and therapy amount
 
-_DOLLARS = re.compile(r"(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]{1,2})?")
 
 
 def _api_range(name: str) -> validate.Range:
@@ -164,34 +163,11 @@ def _api_range(name: str) -> validate.Range:
 _CENTS_RANGE, _YEAR_RANGE = _api_range("amount_cents"), _api_range("year")
 
 
-def _dollars(cents: int) -> str:
-    return f"${cents // 100:,}.{cents % 100:02d}"
-
-
-class Dollars(fields.Field):
-    """An amount typed in dollars and cents ("2,410.00", "$2410.5", "2410"), loaded as cents."""
-
-    default_error_messages = {
-        "required": "Give the amount in dollars and cents, for example 2,410.00.",
-        "invalid": "Give the amount in dollars and cents, for example 2,410.00.",
-        "negative": "The amount cannot be negative.",
-    }
-
-    def _deserialize(self, value, attr, data, **kwargs) -> int:
-        text = str(value).strip().removeprefix("$").strip()
-        if text.startswith("-"):
-            raise self.make_error("negative")
-        if not _DOLLARS.fullmatch(text):
-            raise self.make_error("invalid")
-        whole, _, fraction = text.replace(",", "").partition(".")
-        return int(whole) * 100 + int(fraction.ljust(2, "0"))
-
-
 class TherapyAmountForm(Schema):
     """The panel's form: the MAC's year-to-date amount as typed, and the date it was given for."""
 
     amount = Dollars(required=True, validate=validate.Range(
-        _CENTS_RANGE.min, _CENTS_RANGE.max, error=f"The amount is at most {_dollars(_CENTS_RANGE.max)}."))
+        _CENTS_RANGE.min, _CENTS_RANGE.max, error=f"The amount is at most {dollars(_CENTS_RANGE.max)}."))
     as_of = fields.Date(required=True, validate=validate.Range(
         date(_YEAR_RANGE.min, 1, 1), date(_YEAR_RANGE.max, 12, 31),
         error=f"The as-of date is between {_YEAR_RANGE.min} and {_YEAR_RANGE.max}."))
@@ -221,7 +197,7 @@ def record_therapy_amount(episode_id: int):
         return operations.record_therapy_amount(actor(), patient_id, {
             "year": typed["as_of"].year, "amount_cents": typed["amount"], "as_of": typed["as_of"]}, now=utc_now())
     return _post(episode_id, act, lambda amount: f"Therapy amount for {amount.year} recorded: "
-                 f"{_dollars(amount.amount_cents)} as of {amount.as_of.isoformat()}.", form=AMOUNT_FORM)
+                 f"{dollars(amount.amount_cents)} as of {amount.as_of.isoformat()}.", form=AMOUNT_FORM)
 
 
 @bp.route("/rtm/triage")

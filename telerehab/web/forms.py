@@ -65,9 +65,10 @@ def _flatten(value, prefix: str) -> list[str]:
     return [message for item in value for message in _flatten(item, prefix)]
 
 
-def load_form(schema, *, lists: tuple[str, ...] = (), adjust=None) -> dict:
-    """Validate the submitted form with `schema`; raises ValidationFailed with field messages."""
-    payload = form_payload(request.form, schema, lists=lists)
+def load_form(schema, *, values: MultiDict | None = None, lists: tuple[str, ...] = (), adjust=None) -> dict:
+    """Validate the submitted form (or other `values`, such as a query string) with `schema`; raises
+    ValidationFailed with field messages."""
+    payload = form_payload(request.form if values is None else values, schema, lists=lists)
     if adjust is not None:
         payload = adjust(payload)
     try:
