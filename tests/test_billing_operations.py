@@ -594,3 +594,14 @@ def test_collection_writes_each_line_it_brings_in_refreshes_or_withdraws_to_the_
         AuditEntry.actor_id.is_(None)).order_by(AuditEntry.id)).all()
     assert entries == [("collect", "status=ready"), ("refresh", "status=held"),
                        ("withdraw", "the engine no longer bills it")]
+
+
+def test_a_batch_is_marked_submitted_once(db, world):
+    ready_for_claims(world)
+    rtm_month(world, minutes=0)
+    approve_all(world, collected())
+    (batch,) = export_month(world)
+    billing.mark_batch_submitted(Actor(world.billing), batch.id, now=APRIL_2)
+    with pytest.raises(ValidationFailed) as refused:
+        billing.mark_batch_submitted(Actor(world.billing), batch.id, now=APRIL_2)
+    assert "marked submitted already" in str(refused.value)

@@ -396,6 +396,7 @@ def test_submitted_then_corrected_by_a_replacement(client, month):
     claim = line_of("98977").claim_number
     html = page(client, f"/billing/batches/{batch.id}")
     assert f'action="/billing/claims/{claim}/correction"' in html
+    assert 'id="mark-submitted"' not in html and 'id="cancel-batch"' not in html  # it was sent
 
     url = f"/billing/claims/{claim}/correction"
     html = post(client, url, {"batch_id": batch.id, "kind": "replace", "payer_claim_number": "ICN 1"},

@@ -1077,6 +1077,9 @@ def mark_batch_submitted(actor: Actor, batch_id: int, *, now: datetime) -> Expor
     if batch.status != "ready":
         raise ValidationFailed({"batch": [f"Batch {batch.reference} is {batch.status}: only a written batch is sent."]})
     lines = [line for line in _live_lines(batch, lock=True) if line.status == LineStatus.EXPORTED]
+    if not lines:
+        raise ValidationFailed({"batch": [f"Batch {batch.reference} has no exported lines left to mark: it was "
+                                          "marked submitted already, or its claims were corrected."]})
     _set_status(actor, lines, LineStatus.SUBMITTED, now=now, action="mark_submitted",
                 detail=f"batch={batch.reference}")
     db.session.commit()

@@ -22,8 +22,8 @@ _exchange_id = validate.Regexp(r"^[A-Za-z0-9]{2,15}$", error="2 to 15 letters or
 
 
 # A fee per unit: a blank one is no fee; a typo is refused in the fee table's own words.
-_FEE_TYPO = "Give the amount in dollars, with at most 2 decimals, for example 45.10."
-_FEE_ERRORS = {"invalid": _FEE_TYPO, "negative": _FEE_TYPO}
+FEE_TYPO = "Give the amount in dollars, with at most 2 decimals, for example 45.10."
+_FEE_ERRORS = {"invalid": FEE_TYPO, "negative": FEE_TYPO}
 _FEE_RANGE = [validate.Range(min=1, error="The amount must be more than $0.00; leave it blank for no fee."),
               validate.Range(max=MAX_FEE_CENTS, error="At most $100,000.00 per unit.")]
 

@@ -291,6 +291,9 @@ def _batch_page(batch_id: int, *, errors: dict | None = None, status: int = 200,
         correctable={number: bool(number) and batch.status == "ready" and not taken_over[number]
                      and all(line.status in CORRECTABLE for line in claim_lines)
                      for number, claim_lines in claims.items()},
+        # What the clerk can still do: mark exported lines submitted; cancel while nothing was sent.
+        awaiting_submission=any(row.live and row.line.status == LineStatus.EXPORTED for row in detail.rows),
+        unsent=bool(detail.rows) and all(row.live and row.line.status == LineStatus.EXPORTED for row in detail.rows),
         downloaded=detail.downloaded, hint=failure_hint(batch.error_field), errors=errors or {},
         form=request.form if errors else {}, correcting=correcting), status
 
